@@ -1,0 +1,273 @@
+"""The typed recipe schema.
+
+Every setting rlvr owns is a field here with a docstring; engine settings pass through untouched
+(`rollout.vllm`, `learner.deepspeed`). Unknown keys are rejected (``extra="forbid"``) and cross-field
+rules (batch arithmetic, files that must exist) are checked here, so a malformed recipe fails in
+milliseconds, before Ray, vLLM or DeepSpeed start. This module must not import torch, vLLM or
+DeepSpeed: `rlvr validate` is meant to be instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+
+
+class RunConfig(_Strict):
+    name: str = "run"
+    """Run name; the run directory is ``output_dir/name`` (a timestamp is appended if it exists)."""
+    output_dir: str = "runs"
+    """Parent folder of run directories (relative paths resolve against the working directory)."""
+    seed: int = 1
+    """Seed for data order, sampling and learner initialisation."""
+    steps: int = Field(20, ge=1)
+    """Number of training steps; each step is one rollout batch and its policy updates."""
+
+
+class ModelConfig(_Strict):
+    path: str | None = None
+    """Local Hugging Face model directory (relative paths resolve against the recipe file)."""
+    hub: str | None = None
+    """Hugging Face hub id (e.g. ``Qwen/Qwen2.5-Math-7B``); needs a machine that reaches the hub."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) when ``hub`` is set."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+    """Parameter dtype of the learner and the rollout engine."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("set exactly one of model.path (local directory) or model.hub (hub id)")
+        if self.path is not None and not (Path(self.path) / "config.json").is_file():
+            raise ValueError(f"model.path: no Hugging Face model (config.json) in {self.path!r}")
+        return self
+
+    @property
+    def source(self) -> str:
+        """What ``from_pretrained`` and vLLM take: the local directory or the hub id."""
+        return self.path if self.path is not None else str(self.hub)
+
+
+class DataSource(_Strict):
+    path: str | None = None
+    """Local ``.jsonl``/``.json``/``.parquet`` file (relative paths resolve against the recipe file)."""
+    hub: str | None = None
+    """Hugging Face dataset id, loaded with ``datasets.load_dataset``."""
+    subset: str | None = None
+    """Dataset configuration name (``load_dataset(hub, subset)``)."""
+    data_files: str | list[str] | None = None
+    """Files inside a hub dataset to load (``load_dataset(hub, data_files=...)``)."""
+    split: str = "train"
+    """Split to read."""
+    name: str | None = None
+    """Label used in metric names (defaults to the file stem or the hub id)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("set exactly one of path (local file) or hub (dataset id)")
+        if self.path is not None:
+            p = Path(self.path)
+            if p.suffix not in (".jsonl", ".json", ".parquet"):
+                raise ValueError(f"path: {self.path!r} is not a .jsonl, .json or .parquet file")
+            if not p.is_file():
+                raise ValueError(f"path: dataset file {self.path!r} does not exist")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return Path(self.path).stem if self.path else str(self.hub).replace("/", "_")
+
+
+class DataConfig(_Strict):
+    train: list[DataSource] = Field(min_length=1)
+    """Training prompt sources, concatenated."""
+    prompt_key: str = "prompt"
+    """Column holding the prompt text (or a list of chat messages)."""
+    answer_key: str = "answer"
+    """Column holding the ground truth handed to the verifier."""
+    verifier_key: str | None = None
+    """Optional column naming the verifier of each row; rows without it use ``reward.verifier``."""
+    template: str = "raw"
+    """Prompt template: one of ``rlvr.data.templates.TEMPLATES`` (raw, zero, simple, qwen_boxed, chat)."""
+    max_prompt_tokens: int = Field(512, ge=1)
+    """Rows whose templated prompt is longer are dropped (counted and logged)."""
+    shuffle: bool = True
+    """Shuffle prompts every epoch (seeded by ``run.seed``)."""
+
+
+class RolloutConfig(_Strict):
+    num_engines: int = Field(1, ge=1)
+    """Number of vLLM engines (Ray actors)."""
+    prompts_per_step: int = Field(32, ge=1)
+    """Prompts per training step."""
+    n: int = Field(8, ge=1)
+    """Responses sampled per prompt (the group size G)."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature for training rollouts."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling for training rollouts."""
+    max_new_tokens: int = Field(1024, ge=1)
+    """Maximum response length; longer responses are truncated (finish reason "length")."""
+    kv_cache_gib: int = Field(1, ge=1)
+    """CPU only: KV-cache size per engine (``VLLM_CPU_KVCACHE_SPACE``); vLLM would take GiBs by itself."""
+    gpu_memory_utilization: float = Field(0.5, gt=0, le=1)
+    """GPU only: fraction of device memory vLLM may use."""
+    vllm: dict[str, Any] = Field(default_factory=dict)
+    """Extra keyword arguments passed to ``vllm.LLM`` untouched."""
+
+
+class AlgorithmConfig(_Strict):
+    name: str = "grpo"
+    """Loss module from the algorithm registry (``rlvr.algorithms.ALGORITHMS``)."""
+    lr: float = Field(1e-6, gt=0)
+    """AdamW learning rate."""
+    warmup_steps: int = Field(0, ge=0)
+    """Linear learning-rate warm-up, in optimizer steps."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    grad_clip: float = Field(1.0, ge=0)
+    """Gradient-norm clip (0 disables)."""
+    mini_batches: int = Field(1, ge=1)
+    """Optimizer steps per rollout batch (the batch is split into this many mini-batches)."""
+    epochs: int = Field(1, ge=1)
+    """Passes over the rollout batch (PPO epochs)."""
+    clip_low: float = Field(0.2, ge=0)
+    """PPO clip: ratio lower bound is 1 - clip_low."""
+    clip_high: float = Field(0.2, ge=0)
+    """PPO clip: ratio upper bound is 1 + clip_high (DAPO's clip-higher uses 0.28)."""
+    std_normalize: bool = True
+    """GRPO: divide group-centred rewards by the group std (False gives Dr. GRPO's advantage)."""
+    eps: float = Field(1e-6, gt=0)
+    """Added to the std before dividing."""
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
+    """How per-token losses are reduced; normalisers are global over the mini-batch."""
+    kl_coef: float = Field(0.0, ge=0)
+    """KL-in-loss coefficient; > 0 starts a frozen reference model."""
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    """KL estimator (Schulman): k3 is verl's ``low_var_kl``."""
+    entropy_coef: float = Field(0.0, ge=0)
+    """Entropy bonus coefficient."""
+
+
+class LearnerConfig(_Strict):
+    num_ranks: int = Field(1, ge=1)
+    """Data-parallel DeepSpeed ranks (one Ray actor each)."""
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    """DeepSpeed ZeRO stage."""
+    micro_batch_tokens: int = Field(8192, ge=1)
+    """Token budget of one micro-batch (padded prompt + response tokens)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass."""
+    deepspeed: dict[str, Any] = Field(default_factory=dict)
+    """Extra DeepSpeed config, merged over the one rlvr builds."""
+
+
+class RewardConfig(_Strict):
+    verifier: str = "exact_int"
+    """Default verifier: an entry-point name, ``package.module:name`` or ``path/to/file.py:name``."""
+    verifier_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the default verifier."""
+    num_workers: int = Field(2, ge=1)
+    """Verifier worker processes."""
+    timeout_s: float = Field(10.0, gt=0)
+    """Hard per-sample deadline; a verifier that exceeds it is killed and the sample scores 0."""
+
+
+class EvalConfig(_Strict):
+    data: list[DataSource] = Field(default_factory=list)
+    """Held-out sets, scored greedily through vLLM at step 0, every ``interval`` steps and at the end."""
+    interval: int = Field(0, ge=0)
+    """Evaluate every this many steps (0: only before training and at the end)."""
+    max_new_tokens: int | None = None
+    """Response budget for evaluation (defaults to ``rollout.max_new_tokens``)."""
+
+
+class CheckpointConfig(_Strict):
+    interval: int = Field(0, ge=0)
+    """Save a Hugging Face checkpoint every this many steps (0: only the final one)."""
+    final: bool = True
+    """Save ``checkpoints/final`` at the end of training."""
+
+
+class LoggingConfig(_Strict):
+    samples_per_step: int = Field(4, ge=0)
+    """Generations (with scores) written to ``samples.jsonl`` per step."""
+
+
+class RayConfig(_Strict):
+    address: str | None = None
+    """Ray cluster to attach to (``auto`` or ``host:port``); None starts a local instance."""
+    num_cpus: int | None = None
+    """CPUs of the local Ray instance (None: all)."""
+    startup_timeout_s: float = Field(900.0, gt=0)
+    """Deadline for engines and learners to start (model load, compilation)."""
+    call_timeout_s: float = Field(1800.0, gt=0)
+    """Deadline for any one remote call (a generate, an update); a worker that misses it fails the run."""
+
+
+class RecipeConfig(_Strict):
+    """A whole recipe. See ``recipes/`` for annotated examples."""
+
+    run: RunConfig = Field(default_factory=RunConfig)
+    model: ModelConfig
+    data: DataConfig
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    learner: LearnerConfig = Field(default_factory=LearnerConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @field_validator("data")
+    @classmethod
+    def _known_template(cls, v: DataConfig) -> DataConfig:
+        from rlvr.data.templates import TEMPLATES
+
+        if v.template not in TEMPLATES:
+            raise ValueError(f"template: unknown template {v.template!r}; valid: {', '.join(TEMPLATES)}")
+        return v
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, v: AlgorithmConfig) -> AlgorithmConfig:
+        from rlvr.algorithms.registry import ALGORITHM_NAMES  # torch-free name list
+
+        if v.name not in ALGORITHM_NAMES and ":" not in v.name:
+            raise ValueError(f"name: unknown algorithm {v.name!r}; valid: {', '.join(ALGORITHM_NAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _batch_arithmetic(self) -> RecipeConfig:
+        samples = self.rollout.prompts_per_step * self.rollout.n
+        shards = self.algorithm.mini_batches * self.learner.num_ranks
+        if self.rollout.prompts_per_step % self.algorithm.mini_batches:
+            raise ValueError(
+                f"rollout.prompts_per_step={self.rollout.prompts_per_step} is not divisible by "
+                f"algorithm.mini_batches={self.algorithm.mini_batches}: mini-batches hold whole groups"
+            )
+        if samples % shards:
+            raise ValueError(
+                f"rollout.prompts_per_step * rollout.n = {samples} samples cannot be split evenly into "
+                f"algorithm.mini_batches={self.algorithm.mini_batches} x learner.num_ranks="
+                f"{self.learner.num_ranks}"
+            )
+        if self.rollout.n < 2:
+            raise ValueError("rollout.n must be >= 2: group-relative advantages need at least two responses")
+        longest = self.data.max_prompt_tokens + self.rollout.max_new_tokens
+        if longest > self.learner.micro_batch_tokens:
+            raise ValueError(
+                f"learner.micro_batch_tokens={self.learner.micro_batch_tokens} cannot hold one sequence of "
+                f"data.max_prompt_tokens + rollout.max_new_tokens = {longest} tokens"
+            )
+        return self

@@ -1,0 +1,121 @@
+"""Turning a list of samples into padded micro-batches in target space.
+
+A training row is ``prompt + response`` token ids; per-response quantities (advantage, sampler,
+old and reference log-probs) are aligned so that target position ``t`` (the log-prob of token
+``t + 1``) lines up with the response token it scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class TrainRows:
+    """What the driver sends a learner rank: one entry per sample."""
+
+    input_ids: list[list[int]]  # prompt + response
+    prompt_lens: list[int]
+    advantages: list[float] | None = None
+    old_logprobs: list[list[float]] | None = None  # per response token
+    ref_logprobs: list[list[float]] | None = None
+    sampler_logprobs: list[list[float]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def select(self, idx: list[int]) -> TrainRows:
+        def pick(xs: list[Any] | None) -> list[Any] | None:
+            return None if xs is None else [xs[i] for i in idx]
+
+        return TrainRows(
+            input_ids=[self.input_ids[i] for i in idx],
+            prompt_lens=[self.prompt_lens[i] for i in idx],
+            advantages=pick(self.advantages),
+            old_logprobs=pick(self.old_logprobs),
+            ref_logprobs=pick(self.ref_logprobs),
+            sampler_logprobs=pick(self.sampler_logprobs),
+        )
+
+    def response_tokens(self) -> int:
+        return sum(len(ids) - p for ids, p in zip(self.input_ids, self.prompt_lens))
+
+
+def token_budget_chunks(lengths: list[int], budget: int) -> list[list[int]]:
+    """Split row indices (kept in order) into micro-batches whose padded size
+    ``rows * longest`` stays within ``budget`` tokens."""
+    chunks: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
+    for i, n in enumerate(lengths):
+        if cur and (len(cur) + 1) * max(longest, n) > budget:
+            chunks.append(cur)
+            cur, longest = [], 0
+        cur.append(i)
+        longest = max(longest, n)
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
+@dataclass
+class MicroBatch:
+    input_ids: torch.Tensor  # [B, L] right-padded
+    attention_mask: torch.Tensor  # [B, L]
+    targets: torch.Tensor  # [B, T] T = L - 1, token t+1
+    mask: torch.Tensor  # [B, T] 1.0 where the target is a response token
+    advantages: torch.Tensor | None  # [B, T]
+    old_logprobs: torch.Tensor | None  # [B, T]
+    ref_logprobs: torch.Tensor | None  # [B, T]
+    sampler_logprobs: torch.Tensor | None  # [B, T]
+
+
+def _scatter(values: list[list[float]] | None, rows: TrainRows, shape: tuple[int, int]) -> torch.Tensor | None:
+    if values is None:
+        return None
+    out = torch.zeros(shape)
+    for b, (vals, plen) in enumerate(zip(values, rows.prompt_lens)):
+        if vals:
+            out[b, plen - 1 : plen - 1 + len(vals)] = torch.tensor(vals)
+    return out
+
+
+def collate(rows: TrainRows, pad_id: int, device: torch.device) -> MicroBatch:
+    lengths = [len(ids) for ids in rows.input_ids]
+    B, L = len(rows), max(lengths)
+    ids = torch.full((B, L), pad_id, dtype=torch.long)
+    attn = torch.zeros((B, L), dtype=torch.long)
+    mask = torch.zeros((B, L - 1))
+    for b, (seq, plen) in enumerate(zip(rows.input_ids, rows.prompt_lens)):
+        ids[b, : len(seq)] = torch.tensor(seq)
+        attn[b, : len(seq)] = 1
+        mask[b, plen - 1 : len(seq) - 1] = 1.0
+    adv = None
+    if rows.advantages is not None:
+        adv = torch.tensor(rows.advantages, dtype=torch.float32)[:, None] * mask  # [B, T]
+    shape = (B, L - 1)
+    mb = MicroBatch(
+        input_ids=ids,
+        attention_mask=attn,
+        targets=ids[:, 1:],
+        mask=mask,
+        advantages=adv,
+        old_logprobs=_scatter(rows.old_logprobs, rows, shape),
+        ref_logprobs=_scatter(rows.ref_logprobs, rows, shape),
+        sampler_logprobs=_scatter(rows.sampler_logprobs, rows, shape),
+    )
+    for name, value in vars(mb).items():
+        if isinstance(value, torch.Tensor):
+            setattr(mb, name, value.to(device))
+    return mb
+
+
+def unscatter(values: torch.Tensor, rows: TrainRows) -> list[list[float]]:
+    """``[B, T]`` target-space values -> per-row response lists (inverse of `_scatter`)."""
+    out = []
+    for b, (seq, plen) in enumerate(zip(rows.input_ids, rows.prompt_lens)):
+        out.append(values[b, plen - 1 : len(seq) - 1].tolist())
+    return out

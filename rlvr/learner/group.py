@@ -1,0 +1,99 @@
+"""A thin handle over the data-parallel learner ranks (Ray actors, one DeepSpeed group).
+
+The driver hands it a whole rollout batch; it cuts mini-batches (whole groups each), shards them
+over ranks, and passes every rank the mini-batch-wide normalisers so the update is independent of
+how the batch is split.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import ray
+
+from rlvr.config.schema import RecipeConfig
+from rlvr.learner.batch import TrainRows
+from rlvr.learner.worker import LearnerWorker
+from rlvr.remote import wait
+from rlvr.rollout.group import _split
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+class LearnerGroup:
+    def __init__(self, cfg: RecipeConfig, timeout_s: float) -> None:
+        self.cfg, self.timeout_s = cfg, timeout_s
+        n = cfg.learner.num_ranks
+        gpus = 0.5 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+        actor = ray.remote(num_cpus=1, num_gpus=gpus)(LearnerWorker)
+        addr, port = ray.util.get_node_ip_address(), _free_port()
+        self.workers = [actor.remote(cfg, rank, n, addr, port) for rank in range(n)]
+        # Start loading now; `setup` waits, so the rollout engines can start meanwhile.
+        self._setup_refs = [w.setup.remote() for w in self.workers]
+
+    def setup(self) -> dict[str, Any]:
+        """Wait for every rank to build its DeepSpeed engine; rank 0's summary."""
+        return wait(self._setup_refs, self.timeout_s, "learner setup")[0]
+
+    def _shards(self, rows: TrainRows) -> list[TrainRows]:
+        return [rows.select(list(r)) for r in _split(len(rows), len(self.workers))]
+
+    def compute_logprobs(self, rows: TrainRows, which: str) -> list[list[float]]:
+        shards = self._shards(rows)
+        refs = [w.compute_logprobs.remote(s, which) for w, s in zip(self.workers, shards)]
+        out: list[list[float]] = []
+        for part in wait(refs, self.timeout_s, f"learner {which} log-probs"):
+            out.extend(part)
+        return out
+
+    def train(self, rows: TrainRows, group_size: int) -> dict[str, float]:
+        """All optimizer steps for one rollout batch: ``epochs`` x ``mini_batches``."""
+        a = self.cfg.algorithm
+        per_mb = len(rows) // a.mini_batches  # whole groups: validated by the config
+        assert per_mb % group_size == 0
+        sums: dict[str, float] = {}
+        tokens = loss = grad_norm = 0.0
+        results: list[dict[str, float]] = []
+        for _ in range(a.epochs):
+            for m in range(a.mini_batches):
+                mb = rows.select(list(range(m * per_mb, (m + 1) * per_mb)))
+                n_tok = float(mb.response_tokens())
+                refs = [w.train_step.remote(s, n_tok, float(len(mb))) for w, s in zip(self.workers, self._shards(mb))]
+                results = wait(refs, self.timeout_s, "learner train_step")
+                tokens += n_tok
+                for res in results:
+                    for k, v in res.items():
+                        if k.startswith("sum/"):
+                            sums[k[4:]] = sums.get(k[4:], 0.0) + v
+                    loss += res["part/actor/loss"]
+                grad_norm += results[0]["actor/grad_norm"]
+        steps = a.epochs * a.mini_batches
+        metrics = {k: v / max(tokens, 1.0) for k, v in sums.items()}
+        metrics.update({
+            "actor/loss": loss / steps,
+            "actor/grad_norm": grad_norm / steps,
+            "actor/lr": results[0]["actor/lr"],
+            "actor/optimizer_steps": float(steps),
+        })
+        return metrics
+
+    def weight_manifest(self) -> list[tuple[str, int]]:
+        return wait(self.workers[0].weight_manifest.remote(), self.timeout_s, "learner weight manifest")
+
+    def export_weights(self, names: list[str]) -> Any:
+        """ObjectRef of rank 0's tensors (every rank takes part: ZeRO-3 gathers are collective)."""
+        refs = [w.export_weights.remote(names) for w in self.workers]
+        wait(refs[1:], self.timeout_s, "learner export_weights")
+        return refs[0]
+
+    def save_hf(self, path: str) -> str:
+        return wait([w.save_hf.remote(path) for w in self.workers], self.timeout_s, "learner save checkpoint")[0]
+
+    def shutdown(self) -> None:
+        for w in self.workers:
+            ray.kill(w)

@@ -1,0 +1,225 @@
+"""The learner role: a Ray actor that owns one DeepSpeed data-parallel rank.
+
+It computes log-probs (policy and frozen reference), runs the loss module over token-budget
+micro-batches with one optimizer step per mini-batch, exports weights for the sync and saves
+Hugging Face checkpoints. Ranks of one group form a DeepSpeed process group (gloo on CPU, NCCL on
+GPU) through the usual RANK/WORLD_SIZE/MASTER_ADDR environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlvr.algorithms.base import LossInput, LossNorm
+from rlvr.config.schema import RecipeConfig
+from rlvr.learner.batch import MicroBatch, TrainRows, collate, token_budget_chunks, unscatter
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``logits [B, T, V]``, ``targets [B, T]`` -> log-prob of each target ``[B, T]``."""
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the next-token distribution ``[B, T]``."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+class LearnerWorker:
+    """One data-parallel rank. Wrapped with ``ray.remote`` by `rlvr.learner.group`."""
+
+    def __init__(self, cfg: RecipeConfig, rank: int, world_size: int, master_addr: str, master_port: int) -> None:
+        self.cfg, self.rank, self.world_size = cfg, rank, world_size
+        os.environ.update(
+            RANK=str(rank), LOCAL_RANK="0", WORLD_SIZE=str(world_size),
+            MASTER_ADDR=master_addr, MASTER_PORT=str(master_port),
+        )
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cpu":
+            # Colocated on CPU the learner and the engine take turns, so each may use every core.
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+        self.temperature = cfg.rollout.temperature
+
+    def ready(self) -> dict[str, Any]:
+        import socket
+
+        return {"node": socket.gethostname(), "pid": os.getpid(), "rank": self.rank}
+
+    def setup(self) -> dict[str, Any]:
+        import deepspeed
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from rlvr.algorithms import get_algorithm
+        from rlvr.learner.deepspeed_config import inference_config, train_config
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.run.seed)
+        deepspeed.init_distributed(dist_backend="nccl" if self.device.type == "cuda" else "gloo")
+        load = {"revision": cfg.model.revision} if cfg.model.hub else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, **load)
+        model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=torch.float32, **load)
+        if cfg.learner.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        self.tied = bool(getattr(model.config, "tie_word_embeddings", False))
+        self.engine, *_ = deepspeed.initialize(
+            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
+            config=train_config(cfg, self.world_size),
+        )
+        self.algorithm = get_algorithm(cfg.algorithm)
+        self.ref = None
+        if self.algorithm.needs_reference:
+            ref_model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=torch.float32, **load)
+            ref_model.requires_grad_(False)
+            self.ref, *_ = deepspeed.initialize(model=ref_model, config=inference_config(cfg, self.world_size))
+            self.ref.eval()
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return {"params": sum(p.numel() for p in model.parameters()), "tied_embeddings": self.tied}
+
+    # ---- micro-batching -------------------------------------------------------------------
+
+    def _chunks(self, rows: TrainRows) -> list[list[int]]:
+        """Token-budget micro-batches, padded with empty ones so every rank runs the same number
+        of forward/backward passes (ZeRO's collectives happen inside them)."""
+        chunks = token_budget_chunks([len(x) for x in rows.input_ids], self.cfg.learner.micro_batch_tokens)
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            n = torch.tensor([len(chunks)])
+            dist.all_reduce(n, op=dist.ReduceOp.MAX)
+            chunks += [[] for _ in range(int(n.item()) - len(chunks))]
+        return chunks
+
+    def _micro(self, rows: TrainRows, idx: list[int]) -> tuple[TrainRows, MicroBatch, bool]:
+        empty = not idx
+        sub = rows.select(idx or [0])
+        mb = collate(sub, self.pad_id, self.device)
+        if empty:  # a stand-in pass that contributes nothing
+            mb.mask.zero_()
+        return sub, mb, empty
+
+    def _forward(
+        self, module: Any, mb: MicroBatch, entropy: bool = False, entropy_grad: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log-probs of the targets at the sampling temperature ``[B, T]`` and, when asked, the
+        token entropy ``[B, T]`` (with gradient only for an entropy bonus)."""
+        logits = module(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits[:, :-1]  # [B, T, V]
+        logits = logits / self.temperature
+        ent = None
+        if entropy:
+            if entropy_grad:
+                ent = token_entropy(logits)
+            else:
+                with torch.no_grad():
+                    ent = token_entropy(logits.detach())
+        return token_logprobs(logits, mb.targets), ent
+
+    # ---- remote API ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def compute_logprobs(self, rows: TrainRows, which: str = "policy") -> list[list[float]]:
+        """Per-response-token log-probs under the current policy or the frozen reference."""
+        module = self.engine if which == "policy" else self.ref
+        if module is None:
+            raise RuntimeError("no reference model: the algorithm does not need one (algorithm.kl_coef = 0)")
+        module.eval()
+        out: list[list[float]] = [[] for _ in range(len(rows))]
+        for idx in self._chunks(rows):
+            sub, mb, empty = self._micro(rows, idx)
+            lp, _ = self._forward(module, mb, entropy=False)
+            if not empty:
+                for i, vals in zip(idx, unscatter(lp, sub)):
+                    out[i] = vals
+        return out
+
+    def train_step(self, rows: TrainRows, num_tokens: float, num_sequences: float) -> dict[str, float]:
+        """One optimizer step over this rank's share of a mini-batch. ``num_tokens`` and
+        ``num_sequences`` count the whole mini-batch over all ranks (global normalisers)."""
+        start = time.perf_counter()
+        self.engine.train()
+        norm = LossNorm(num_tokens=num_tokens, num_sequences=num_sequences)
+        want_entropy_grad = self.cfg.algorithm.entropy_coef > 0
+        sums: dict[str, float] = {}
+        loss_part = 0.0
+
+        def add(name: str, value: torch.Tensor | float) -> None:
+            sums[name] = sums.get(name, 0.0) + float(value)
+
+        chunks = self._chunks(rows)
+        for k, idx in enumerate(chunks):
+            sub, mb, empty = self._micro(rows, idx)
+            self.engine.set_gradient_accumulation_boundary(k == len(chunks) - 1)
+            logprobs, entropy = self._forward(self.engine, mb, entropy=True, entropy_grad=want_entropy_grad)
+            old = mb.old_logprobs if mb.old_logprobs is not None else logprobs.detach()
+            batch = LossInput(
+                logprobs=logprobs, old_logprobs=old, advantages=mb.advantages, mask=mb.mask,
+                ref_logprobs=mb.ref_logprobs, entropy=entropy if want_entropy_grad else None,
+            )
+            loss, metric_sums = self.algorithm.loss(batch, norm)
+            # DeepSpeed averages gradients over ranks; the normaliser is already global, so undo it.
+            self.engine.backward(loss * self.world_size)
+            self.engine.step()
+            if empty:
+                continue
+            for name, value in metric_sums.items():
+                add(name, value)
+            loss_part += float(loss.detach())
+            with torch.no_grad():
+                add("actor/entropy", (entropy.detach() * mb.mask).sum())
+                if mb.sampler_logprobs is not None:
+                    add("rollout/logprob_abs_diff", ((old - mb.sampler_logprobs).abs() * mb.mask).sum())
+        result = {f"sum/{k}": v for k, v in sums.items()}
+        result["part/actor/loss"] = loss_part
+        result["actor/grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        result["actor/lr"] = float(self.engine.get_lr()[0])
+        result["time/update_rank"] = time.perf_counter() - start
+        return result
+
+    # ---- weights ---------------------------------------------------------------------------
+
+    def _named_params(self):
+        return list(self.engine.module.named_parameters())
+
+    def weight_manifest(self) -> list[tuple[str, int]]:
+        """(Hugging Face name, bytes) of every parameter, in order; plans the sync buckets."""
+        return [(n, p.ds_numel * p.element_size() if hasattr(p, "ds_numel") else p.numel() * p.element_size())
+                for n, p in self._named_params()]
+
+    def export_weights(self, names: list[str], dtype: str | None = None) -> dict[str, torch.Tensor]:
+        """Full (gathered) CPU copies of the named parameters. Under ZeRO-3 every rank must call
+        this (the gather is collective); only rank 0 returns tensors."""
+        import deepspeed
+
+        wanted = set(names)
+        params = [(n, p) for n, p in self._named_params() if n in wanted]
+        cast = getattr(torch, dtype) if dtype else None
+        with deepspeed.zero.GatheredParameters([p for _, p in params], enabled=self.cfg.learner.zero_stage == 3):
+            if self.rank != 0:
+                return {}
+            return {n: p.detach().to("cpu", dtype=cast or p.dtype).clone() for n, p in params}
+
+    def save_hf(self, path: str) -> str:
+        """Write a Hugging Face checkpoint (safetensors + tokenizer) atomically: to a temporary
+        folder first, renamed into place when complete."""
+        names = [n for n, _ in self._named_params()]
+        state = self.export_weights(names, dtype=self.cfg.model.dtype)
+        if self.rank != 0:
+            return path
+        final = Path(path)
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        module = self.engine.module
+        module.config.dtype = self.cfg.model.dtype
+        module.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        self.tokenizer.save_pretrained(tmp)
+        if getattr(module, "generation_config", None) is not None:
+            module.generation_config.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        return str(final)

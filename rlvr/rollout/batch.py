@@ -1,0 +1,101 @@
+"""One rollout batch: generate a group per prompt, score every sample, summarise.
+
+This is the "rollout + verification" half of a step, usable on its own (no learner needed).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rlvr.data.dataset import PromptRow
+from rlvr.learner.batch import TrainRows
+from rlvr.rollout.group import RolloutGroup
+from rlvr.rollout.worker import Sample
+from rlvr.verify import VerifierPool, VerifyResult, VerifySample
+
+DEFAULT_VERIFIER = "default"
+
+
+@dataclass
+class RolloutBatch:
+    prompts: list[PromptRow]
+    samples: list[Sample]  # group-major: prompt 0's n samples, then prompt 1's, ...
+    results: list[VerifyResult]
+    group_size: int
+    timings: dict[str, float]
+
+    @property
+    def rewards(self) -> list[float]:
+        return [r.score for r in self.results]
+
+    def prompt_of(self, i: int) -> PromptRow:
+        return self.prompts[i // self.group_size]
+
+    def train_rows(self, advantages: list[float]) -> TrainRows:
+        return TrainRows(
+            input_ids=[self.prompt_of(i).token_ids + s["token_ids"] for i, s in enumerate(self.samples)],
+            prompt_lens=[len(self.prompt_of(i).token_ids) for i in range(len(self.samples))],
+            advantages=advantages,
+            sampler_logprobs=[s["logprobs"] for s in self.samples] if all(s["logprobs"] for s in self.samples) else None,
+        )
+
+    def metrics(self, prefix: str = "") -> dict[str, float]:
+        lengths = [len(s["token_ids"]) for s in self.samples]
+        rewards = self.rewards
+        reasons = [str(r.details.get("reason", "")) for r in self.results]
+        gen_tokens = float(sum(lengths))
+        m = {
+            "reward/mean": statistics.fmean(rewards),
+            "reward/std": statistics.pstdev(rewards),
+            "accuracy": statistics.fmean(float(r.correct) for r in self.results),
+            "response_length/mean": statistics.fmean(lengths),
+            "response_length/max": float(max(lengths)),
+            "response_length/clip_ratio": statistics.fmean(s["finish_reason"] == "length" for s in self.samples),
+            "verify/timeouts": float(sum(r == "timeout" for r in reasons)),
+            "verify/errors": float(sum(r.startswith("error") or r == "crash" for r in reasons)),
+            "rollout/generated_tokens": gen_tokens,
+        }
+        correct = [r.correct for r in self.results]
+        groups = [correct[i : i + self.group_size] for i in range(0, len(correct), self.group_size)]
+        m["rollout/solve_none"] = statistics.fmean(not any(g) for g in groups)
+        m["rollout/solve_all"] = statistics.fmean(all(g) for g in groups)
+        gen_s = self.timings.get("generate", 0.0)
+        m["throughput/generate_tokens_per_s"] = gen_tokens / gen_s if gen_s > 0 else 0.0
+        m.update({f"time/{k}_s": v for k, v in self.timings.items()})
+        return {prefix + k: v for k, v in m.items()}
+
+    def sample_records(self, k: int) -> list[dict[str, Any]]:
+        """The first sample of the first ``k`` groups, for samples.jsonl."""
+        out = []
+        for g in range(min(k, len(self.prompts))):
+            i = g * self.group_size
+            row, res = self.prompts[g], self.results[i]
+            out.append({
+                "prompt": row.text, "response": self.samples[i]["text"], "ground_truth": row.answer,
+                "reward": res.score, "correct": res.correct, "finish_reason": self.samples[i]["finish_reason"],
+                "details": res.details,
+            })
+        return out
+
+
+def collect(
+    rollouts: RolloutGroup, verify: VerifierPool, prompts: list[PromptRow], n: int, temperature: float,
+    top_p: float, max_tokens: int, seed: int | None,
+) -> RolloutBatch:
+    """Generate ``n`` samples per prompt through vLLM and score them with the verifiers."""
+    t0 = time.perf_counter()
+    groups = rollouts.generate([p.token_ids for p in prompts], n, temperature, top_p, max_tokens, seed)
+    t1 = time.perf_counter()
+    samples = [s for g in groups for s in g]
+    owners = [p for p in prompts for _ in range(n)]
+    to_score = [
+        VerifySample(prompt=p.text, response=s["text"], ground_truth=p.answer, metadata=p.metadata,
+                     finish_reason=s["finish_reason"])
+        for p, s in zip(owners, samples)
+    ]
+    results = verify.score_batch(to_score, [p.verifier or DEFAULT_VERIFIER for p in owners])
+    t2 = time.perf_counter()
+    return RolloutBatch(prompts, samples, results, n, {"generate": t1 - t0, "verify": t2 - t1})

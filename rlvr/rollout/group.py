@@ -1,0 +1,70 @@
+"""A thin handle over N rollout engines (Ray actors): prompts are spread over the engines and
+the results come back in prompt order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from rlvr.config.schema import RecipeConfig
+from rlvr.remote import wait
+from rlvr.rollout.worker import RolloutWorker, Sample
+
+
+def _split(n: int, parts: int) -> list[range]:
+    """Contiguous, near-equal ranges covering ``range(n)``."""
+    base, extra = divmod(n, parts)
+    out, start = [], 0
+    for i in range(parts):
+        size = base + (1 if i < extra else 0)
+        out.append(range(start, start + size))
+        start += size
+    return out
+
+
+class RolloutGroup:
+    def __init__(self, cfg: RecipeConfig, max_model_len: int, tied_embeddings: bool, timeout_s: float) -> None:
+        self.cfg, self.timeout_s = cfg, timeout_s
+        gpus = 0.5 if ray.cluster_resources().get("GPU", 0) > 0 else 0  # colocated with a learner rank
+        actor = ray.remote(num_cpus=1, num_gpus=gpus)(RolloutWorker)
+        r = cfg.rollout
+        self.workers = [
+            actor.options(name=None).remote(
+                cfg.model.source, cfg.model.dtype, cfg.run.seed + i, max_model_len, r.kv_cache_gib,
+                r.gpu_memory_utilization, tied_embeddings, r.vllm,
+            )
+            for i in range(r.num_engines)
+        ]
+
+    def wait_ready(self) -> list[dict[str, Any]]:
+        return wait([w.ready.remote() for w in self.workers], self.timeout_s, "rollout engine start-up")
+
+    def generate(
+        self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int,
+        seed: int | None,
+    ) -> list[list[Sample]]:
+        parts = [p for p in _split(len(prompt_ids), len(self.workers)) if len(p)]
+        refs = [
+            w.generate.remote([prompt_ids[i] for i in part], n, temperature, top_p, max_tokens,
+                              None if seed is None else seed + k)
+            for k, (w, part) in enumerate(zip(self.workers, parts))
+        ]
+        groups: list[list[Sample]] = []
+        for chunk in wait(refs, self.timeout_s, "rollout generate"):
+            groups.extend(chunk)
+        return groups
+
+    def sequence_logprobs(self, token_ids: list[list[int]], prompt_lens: list[int]) -> list[list[float]]:
+        """Teacher-forced log-probs from the first engine (used to check weight sync)."""
+        ref = self.workers[0].sequence_logprobs.remote(token_ids, prompt_lens)
+        return wait(ref, self.timeout_s, "rollout sequence_logprobs")
+
+    def update_weights(self, named: Any, version: int) -> list[dict[str, float]]:
+        """``named``: a dict of tensors or a Ray ObjectRef to one (sent engine to engine, not via the driver)."""
+        refs = [w.update_weights.remote(named, version) for w in self.workers]
+        return wait(refs, self.timeout_s, "rollout update_weights")
+
+    def shutdown(self) -> None:
+        for w in self.workers:
+            ray.kill(w)

@@ -1,0 +1,84 @@
+"""Everything a run holds open: run directory and log, data, Ray, verifier workers, rollout
+engines, learners and the weight sync; started in order, torn down in reverse (also on error)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from rlvr.config import RecipeConfig
+from rlvr.data.dataset import PromptRow, PromptSampler, build_rows
+from rlvr.rollout.batch import DEFAULT_VERIFIER
+from rlvr.tracking import RunLog, create_run_dir
+
+
+class Session:
+    def __init__(self, cfg: RecipeConfig) -> None:
+        self.cfg = cfg
+        self._stack = ExitStack()
+
+    def __enter__(self) -> Session:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        import ray
+        from transformers import AutoConfig, AutoTokenizer
+
+        from rlvr.algorithms import get_algorithm
+        from rlvr.learner.group import LearnerGroup
+        from rlvr.remote import init_ray
+        from rlvr.rollout.group import RolloutGroup
+        from rlvr.verify import VerifierPool
+        from rlvr.weight_sync import WeightSync
+
+        cfg, t0 = self.cfg, time.perf_counter()
+        self.run_dir: Path = create_run_dir(cfg)
+        self.log = RunLog(self.run_dir, cfg.run.steps)
+        self._stack.callback(self.log.close)
+        self.log.info(f"run directory: {self.run_dir}")
+
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, revision=cfg.model.revision)
+        train_rows: list[PromptRow] = []
+        for src in cfg.data.train:
+            rows, dropped = build_rows(src, cfg.data, tokenizer)
+            train_rows += rows
+            self.log.info(f"data {src.label}: {len(rows)} prompts ({dropped} dropped as too long)")
+        self.prompts = PromptSampler(train_rows, cfg.data.shuffle, cfg.run.seed)
+        self.eval_sets = {src.label: build_rows(src, cfg.data, tokenizer)[0] for src in cfg.eval.data}
+        self.algorithm = get_algorithm(cfg.algorithm)
+
+        specs = {DEFAULT_VERIFIER: (cfg.reward.verifier, cfg.reward.verifier_kwargs)}
+        for name in {row.verifier for rows in [train_rows, *self.eval_sets.values()] for row in rows} - {None}:
+            specs[name] = (name, {})
+        self.verify = self._stack.enter_context(
+            VerifierPool(specs, num_workers=cfg.reward.num_workers, timeout_s=cfg.reward.timeout_s)
+        )
+
+        init_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.rollout.num_engines + cfg.learner.num_ranks)
+        self._stack.callback(ray.shutdown)
+        max_len = cfg.data.max_prompt_tokens + max(cfg.rollout.max_new_tokens, cfg.eval.max_new_tokens or 0)
+        tied = bool(getattr(AutoConfig.from_pretrained(cfg.model.source, revision=cfg.model.revision),
+                            "tie_word_embeddings", False))
+        self.learners = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s)
+        self._stack.callback(self.learners.shutdown)
+        self.rollouts = RolloutGroup(cfg, max_len, tied, timeout_s=cfg.ray.startup_timeout_s)
+        self._stack.callback(self.rollouts.shutdown)
+        placed = self.rollouts.wait_ready()
+        info = self.learners.setup()
+        self.learners.timeout_s = self.rollouts.timeout_s = cfg.ray.call_timeout_s
+        self.sync = WeightSync(self.learners, self.rollouts)
+        self.log.info(
+            f"ready in {time.perf_counter() - t0:.1f} s: {cfg.learner.num_ranks} learner rank(s) "
+            f"({info['params'] / 1e6:.2f}M params), {len(placed)} rollout engine(s) on "
+            f"{sorted({p['node'] for p in placed})}"
+        )

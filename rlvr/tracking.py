@@ -1,0 +1,68 @@
+"""Run directory, metrics and samples.
+
+A run directory holds ``config.yaml`` (the fully resolved recipe), ``metrics.jsonl`` (one object
+per step, plus ``eval`` rows), ``samples.jsonl`` (generations with their scores) and
+``checkpoints/``. Files are appended and flushed line by line so a crashed run keeps its history.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from rlvr.config import RecipeConfig, dump_recipe
+
+
+def create_run_dir(cfg: RecipeConfig) -> Path:
+    """``output_dir/name``, or ``output_dir/name-YYYYmmdd-HHMMSS`` if that already exists."""
+    base = Path(cfg.run.output_dir)
+    run = base / cfg.run.name
+    if run.exists():
+        run = base / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run.mkdir(parents=True, exist_ok=False)
+    (run / "config.yaml").write_text(dump_recipe(cfg))
+    return run
+
+
+class RunLog:
+    """Appends metrics and samples to the run directory and prints a line per step."""
+
+    CONSOLE_KEYS = (
+        ("reward/mean", "reward"), ("accuracy", "acc"), ("response_length/mean", "len"),
+        ("actor/kl", "kl"), ("actor/entropy", "ent"), ("time/step_s", "s"),
+    )
+
+    def __init__(self, run_dir: Path, total_steps: int, out: TextIO = sys.stdout) -> None:
+        self.run_dir, self.total, self.out = run_dir, total_steps, out
+        self._metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)
+        self._samples = open(run_dir / "samples.jsonl", "a", buffering=1)
+
+    def step(self, step: int, metrics: dict[str, float]) -> None:
+        self._metrics.write(json.dumps({"step": step, "kind": "train", **metrics}) + "\n")
+        parts = [f"{short} {metrics[key]:.4g}" for key, short in self.CONSOLE_KEYS if key in metrics]
+        print(f"step {step}/{self.total} | " + " | ".join(parts), file=self.out, flush=True)
+
+    def eval(self, step: int, metrics: dict[str, float]) -> None:
+        self._metrics.write(json.dumps({"step": step, "kind": "eval", **metrics}) + "\n")
+        parts = [f"{k.removeprefix('eval/')} {v:.4g}" for k, v in metrics.items() if k.endswith("accuracy")]
+        print(f"eval @ step {step} | " + " | ".join(parts), file=self.out, flush=True)
+
+    def samples(self, step: int, records: list[dict[str, Any]]) -> None:
+        for rec in records:
+            self._samples.write(json.dumps({"step": step, **rec}, default=str) + "\n")
+
+    def info(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+    def close(self) -> None:
+        self._metrics.close()
+        self._samples.close()
+
+
+def read_metrics(run_dir: str | Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """The metric rows of a run (optionally only ``train`` or ``eval`` rows)."""
+    rows = [json.loads(line) for line in Path(run_dir, "metrics.jsonl").read_text().splitlines() if line]
+    return [r for r in rows if kind is None or r.get("kind") == kind]
