@@ -45,7 +45,7 @@ class ModelConfig(_Strict):
         if (self.path is None) == (self.hub is None):
             raise ValueError("set exactly one of model.path (local directory) or model.hub (hub id)")
         if self.path is not None and not (Path(self.path) / "config.json").is_file():
-            raise ValueError(f"model.path: no Hugging Face model (config.json) in {self.path!r}")
+            raise ValueError(f"no Hugging Face model (config.json) in path {self.path!r}")
         return self
 
     @property
@@ -67,6 +67,10 @@ class DataSource(_Strict):
     """Split to read."""
     name: str | None = None
     """Label used in metric names (defaults to the file stem or the hub id)."""
+    prompt_key: str | None = None
+    """This source's prompt column, when it differs from ``data.prompt_key``."""
+    answer_key: str | None = None
+    """This source's ground-truth column, when it differs from ``data.answer_key``."""
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSource:

@@ -34,23 +34,24 @@ def load_source(src: DataSource) -> Any:
 def build_rows(src: DataSource, cfg: DataConfig, tokenizer: Any) -> tuple[list[PromptRow], int]:
     """Templated, tokenised rows of one source and the number dropped as too long."""
     ds = load_source(src)
-    wanted = [cfg.prompt_key, cfg.answer_key]
+    prompt_key, answer_key = src.prompt_key or cfg.prompt_key, src.answer_key or cfg.answer_key
+    wanted = [prompt_key, answer_key]
     missing = [k for k in wanted if k not in ds.column_names]
     if missing:
         raise ValueError(
             f"data source {src.label!r}: column(s) {missing} not found (set data.prompt_key / "
-            f"data.answer_key); columns present: {ds.column_names}"
+            f"data.answer_key, or the source's own prompt_key / answer_key); columns present: {ds.column_names}"
         )
     rows, dropped = [], 0
     for i, rec in enumerate(ds):
-        text = apply_template(cfg.template, rec[cfg.prompt_key], tokenizer)
+        text = apply_template(cfg.template, rec[prompt_key], tokenizer)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) > cfg.max_prompt_tokens:
             dropped += 1
             continue
         verifier = rec.get(cfg.verifier_key) if cfg.verifier_key else None
-        meta = {k: v for k, v in rec.items() if k not in (cfg.prompt_key, cfg.answer_key)}
-        rows.append(PromptRow(text, ids, str(rec[cfg.answer_key]), verifier, src.label, {"row": i, **meta}))
+        meta = {k: v for k, v in rec.items() if k not in (prompt_key, answer_key)}
+        rows.append(PromptRow(text, ids, str(rec[answer_key]), verifier, src.label, {"row": i, **meta}))
     if not rows:
         raise ValueError(
             f"data source {src.label!r}: no usable rows ({dropped} longer than data.max_prompt_tokens="
