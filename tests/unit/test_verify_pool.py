@@ -1,0 +1,224 @@
+"""VerifierPool: ordered results, hard deadlines, crash/error isolation, prompt start-up failures."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from rlvr.verify import VerifierPool, VerifierPoolError, VerifySample
+
+TIMEOUT_S = 1.0
+
+PLUGIN = """
+import os
+import time
+
+from rlvr.verify import VerifyResult
+
+
+class Echo:
+    name = "echo"
+
+    def score(self, sample):
+        ok = sample.response == sample.ground_truth
+        return VerifyResult(float(ok), ok, {"pid": os.getpid()})
+
+
+class SleepsForever:
+    def score(self, sample):
+        while True:
+            time.sleep(1)
+
+
+class Exits:
+    def score(self, sample):
+        os._exit(3)
+
+
+class Raises:
+    def score(self, sample):
+        raise ValueError("boom")
+
+
+class WrongType:
+    def score(self, sample):
+        return 1.0
+"""
+
+PACKAGE_MODULE = """
+from rlvr.verify import VerifyResult
+
+
+class HasPrefix:
+    def __init__(self, prefix):
+        self.prefix = prefix
+
+    def score(self, sample):
+        ok = sample.response.startswith(self.prefix)
+        return VerifyResult(float(ok), ok, {})
+"""
+
+# Imports fine in the parent, fails in a worker: start-up failures must surface in the parent.
+FAILS_IN_WORKER = """
+import multiprocessing
+
+if multiprocessing.parent_process() is not None:
+    raise RuntimeError("cannot start in a worker")
+
+
+class Fine:
+    def score(self, sample):
+        raise AssertionError("never called")
+"""
+
+
+def _sample(response: str, ground_truth: str = "") -> VerifySample:
+    return VerifySample(prompt="Q", response=response, ground_truth=ground_truth)
+
+
+def _zombie_children() -> list[int]:
+    """PIDs of this process's children that exited but were never reaped (Linux /proc)."""
+    zombies = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            zombies.append(int(stat.parent.name))
+    return zombies
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("plugins")
+    (root / "plugins.py").write_text(textwrap.dedent(PLUGIN))
+    (root / "worker_only_failure.py").write_text(textwrap.dedent(FAILS_IN_WORKER))
+    package = root / "site" / "pool_test_plugins"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "scorers.py").write_text(textwrap.dedent(PACKAGE_MODULE))
+    sys.path.insert(0, str(root / "site"))  # spawned workers inherit the parent's sys.path
+    yield root
+    sys.path.remove(str(root / "site"))
+
+
+@pytest.fixture(scope="module")
+def pool(plugin_dir: Path) -> Iterator[VerifierPool]:
+    verifiers = {
+        "echo": ("plugins.py:Echo", {}),  # relative file path, resolved against base_dir
+        "sleeps": (f"{plugin_dir}/plugins.py:SleepsForever", {}),  # absolute file path
+        "exits": ("plugins.py:Exits", {}),
+        "raises": ("plugins.py:Raises", {}),
+        "wrong_type": ("plugins.py:WrongType", {}),
+        "prefix": ("pool_test_plugins.scorers:HasPrefix", {"prefix": "ok"}),  # package.module:attr
+        "exact_int": ("exact_int", {}),  # entry-point name
+        "math": ("math", {}),
+    }
+    with VerifierPool(verifiers, num_workers=2, timeout_s=TIMEOUT_S, base_dir=plugin_dir) as pool:
+        yield pool
+
+
+def test_results_come_back_in_input_order(pool: VerifierPool) -> None:
+    samples = [_sample(str(i), str(i if i % 3 else i + 1)) for i in range(30)]
+    names = ["exact_int" if i % 2 else "echo" for i in range(30)]
+    results = pool.score_batch(samples, names)
+    assert [r.correct for r in results] == [i % 3 != 0 for i in range(30)]
+    assert [r.details["verifier"] for r in results] == names
+    assert all(r.details["elapsed_ms"] >= 0 for r in results)
+
+
+def test_every_spec_form_loads_in_workers(pool: VerifierPool) -> None:
+    samples = [
+        _sample("ok go"),
+        _sample("7", "7"),
+        _sample("\\boxed{\\frac{1}{2}}", "0.5"),
+        _sample("x", "x"),
+    ]
+    results = pool.score_batch(samples, ["prefix", "exact_int", "math", "echo"])
+    assert [r.correct for r in results] == [True, True, True, True]
+
+
+def test_timeout_kills_worker_and_pool_recovers(pool: VerifierPool) -> None:
+    """Runs from a non-main thread on purpose: that is where signal-based timeouts fail."""
+    samples = [_sample("a", "a"), _sample("hang"), _sample("b", "b")]
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        results = executor.submit(pool.score_batch, samples, ["echo", "sleeps", "echo"]).result()
+    elapsed = time.monotonic() - start
+    assert elapsed < TIMEOUT_S + 2.0
+    assert (results[1].score, results[1].correct, results[1].details["reason"]) == (0.0, False, "timeout")
+    assert TIMEOUT_S * 1000 <= results[1].details["elapsed_ms"] < (TIMEOUT_S + 1.0) * 1000
+    assert results[0].correct and results[2].correct
+
+    again = pool.score_batch([_sample(str(i), str(i)) for i in range(4)], ["echo"] * 4)
+    assert all(r.correct for r in again)
+    assert not _zombie_children()
+
+
+def test_crash_is_scored_not_raised(pool: VerifierPool) -> None:
+    results = pool.score_batch([_sample("x"), _sample("y", "y")], ["exits", "echo"])
+    assert results[0].details["reason"] == "crash"
+    assert results[0].details["exitcode"] == 3
+    assert results[0].score == 0.0 and not results[0].correct
+    assert results[1].correct
+    assert pool.score_batch([_sample("z", "z")], ["echo"])[0].correct
+    assert not _zombie_children()
+
+
+def test_exceptions_and_bad_return_types_are_scored(pool: VerifierPool) -> None:
+    raised, wrong = pool.score_batch([_sample("x"), _sample("x")], ["raises", "wrong_type"])
+    assert raised.details["reason"] == "error: ValueError: boom"
+    assert wrong.details["reason"].startswith("error: TypeError: score() returned float")
+    assert raised.score == wrong.score == 0.0
+
+
+def test_unknown_verifier_name_lists_valid_ones(pool: VerifierPool) -> None:
+    with pytest.raises(ValueError, match=r"unknown verifier\(s\) \['nope'\].*echo.*exact_int"):
+        pool.score_batch([_sample("x")], ["nope"])
+    with pytest.raises(ValueError, match="2 samples but 1 verifier names"):
+        pool.score_batch([_sample("x"), _sample("y")], ["echo"])
+    assert pool.score_batch([], []) == []
+
+
+def test_failure_score_applies_to_crashes(plugin_dir: Path) -> None:
+    with VerifierPool(
+        {"exits": ("plugins.py:Exits", {})}, num_workers=1, base_dir=plugin_dir, failure_score=-1.0
+    ) as pool:
+        assert pool.score_batch([_sample("x")], ["exits"])[0].score == -1.0
+
+
+def test_bad_spec_fails_in_the_parent_before_any_worker(plugin_dir: Path) -> None:
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=r"unknown verifier 'exact_intt'.*installed verifiers: .*exact_int"):
+        VerifierPool({"x": ("exact_intt", {})})
+    with pytest.raises(ImportError, match=r"missing\.py"):
+        VerifierPool({"x": ("missing.py:X", {})}, base_dir=plugin_dir)
+    assert time.monotonic() - start < 2.0  # raised in the parent, before any worker starts
+
+
+def test_worker_start_failure_raises_promptly(plugin_dir: Path) -> None:
+    start = time.monotonic()
+    with pytest.raises(VerifierPoolError, match=r"(?s)failed to start.*cannot start in a worker"):
+        VerifierPool({"x": ("worker_only_failure.py:Fine", {})}, num_workers=2, base_dir=plugin_dir)
+    assert time.monotonic() - start < 10.0
+    assert not _zombie_children()
+
+
+def test_close_kills_and_reaps_workers(plugin_dir: Path) -> None:
+    pool = VerifierPool({"echo": ("plugins.py:Echo", {})}, num_workers=2, base_dir=plugin_dir)
+    pids = {r.details["pid"] for r in pool.score_batch([_sample(str(i)) for i in range(8)], ["echo"] * 8)}
+    pool.close()
+    pool.close()  # idempotent
+    for pid in pids:
+        with pytest.raises(ChildProcessError):  # already reaped: neither running nor a zombie
+            os.waitpid(pid, os.WNOHANG)
+    with pytest.raises(VerifierPoolError, match="closed"):
+        pool.score_batch([_sample("x")], ["echo"])
