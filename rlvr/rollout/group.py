@@ -24,10 +24,13 @@ def _split(n: int, parts: int) -> list[range]:
 
 
 class RolloutGroup:
-    def __init__(self, cfg: RecipeConfig, max_model_len: int, tied_embeddings: bool, timeout_s: float) -> None:
+    def __init__(
+        self, cfg: RecipeConfig, max_model_len: int, tied_embeddings: bool, timeout_s: float,
+        worker_cls: type[RolloutWorker] = RolloutWorker,
+    ) -> None:
         self.cfg, self.timeout_s = cfg, timeout_s
         gpus = 0.5 if ray.cluster_resources().get("GPU", 0) > 0 else 0  # colocated with a learner rank
-        actor = ray.remote(num_cpus=1, num_gpus=gpus)(RolloutWorker)
+        actor = ray.remote(num_cpus=1, num_gpus=gpus)(worker_cls)
         r = cfg.rollout
         self.workers = [
             actor.options(name=None).remote(
