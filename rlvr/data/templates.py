@@ -9,7 +9,8 @@ applies the tokenizer's own chat template (messages or a single user turn).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Prompt = str | list[dict[str, str]]
 

@@ -39,7 +39,8 @@ class RolloutBatch:
             input_ids=[self.prompt_of(i).token_ids + s["token_ids"] for i, s in enumerate(self.samples)],
             prompt_lens=[len(self.prompt_of(i).token_ids) for i in range(len(self.samples))],
             advantages=advantages,
-            sampler_logprobs=[s["logprobs"] for s in self.samples] if all(s["logprobs"] for s in self.samples) else None,
+            sampler_logprobs=[s["logprobs"] for s in self.samples] if all(s["logprobs"] for s in self.samples)
+            else None,
         )
 
     def metrics(self, prefix: str = "") -> dict[str, float]:

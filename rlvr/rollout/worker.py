@@ -89,7 +89,8 @@ class RolloutWorker:
             group = []
             for comp in out.outputs:
                 ids = list(comp.token_ids)
-                lps = [float(step[tok].logprob) for tok, step in zip(ids, comp.logprobs or [])] if temperature > 0 else []
+                steps = (comp.logprobs or []) if temperature > 0 else []
+                lps = [float(step[tok].logprob) for tok, step in zip(ids, steps)]
                 group.append(
                     {
                         "token_ids": ids,
