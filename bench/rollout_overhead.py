@@ -4,7 +4,7 @@ Both measurements use one engine inside one Ray actor: "direct" times ``llm.gene
 actor (pure engine time), "rlvr" times `RolloutGroup.generate` from the driver (engine + rlvr's
 per-sample packaging + Ray serialisation and transfer). Overhead = 1 - rlvr/direct throughput.
 
-    python bench/rollout_overhead.py [--prompts 128] [--n 8] [--max-tokens 6] [--repeats 5]
+    python bench/rollout_overhead.py [--prompts 128] [--n 8] [--max-tokens 6] [--repeats 5] [KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
     args = ap.parse_args()
 
-    cfg = load_recipe(args.recipe)
+    cfg = load_recipe(args.recipe, args.overrides)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(cfg.model.source)
