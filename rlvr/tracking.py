@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,6 +27,21 @@ def create_run_dir(cfg: RecipeConfig) -> Path:
     run.mkdir(parents=True, exist_ok=False)
     (run / "config.yaml").write_text(dump_recipe(cfg))
     return run
+
+
+class PhaseTimer:
+    """Wall time per phase of a step, as ``time/<phase>_s`` metrics."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[f"time/{phase}_s"] = time.perf_counter() - start
 
 
 class RunLog:

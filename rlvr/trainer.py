@@ -15,6 +15,7 @@ from rlvr.config import RecipeConfig
 from rlvr.evaluate import evaluate
 from rlvr.rollout.batch import collect
 from rlvr.session import Session
+from rlvr.tracking import PhaseTimer
 
 
 def train(cfg: RecipeConfig) -> Path:
@@ -28,24 +29,21 @@ def train(cfg: RecipeConfig) -> Path:
             prompts = s.prompts.next_batch(r.prompts_per_step)
             batch = collect(s.rollouts, s.verify, prompts, r.n, r.temperature, r.top_p, r.max_new_tokens,
                             seed=cfg.run.seed * 100_003 + step)
-            t = time.perf_counter()
-            adv = s.algorithm.advantages(torch.tensor(batch.rewards), r.n)
-            rows = batch.train_rows(adv.tolist())
-            timings = {"time/advantage_s": time.perf_counter() - t}
+            timer = PhaseTimer()
+            with timer("advantage"):
+                adv = s.algorithm.advantages(torch.tensor(batch.rewards), r.n)
+                rows = batch.train_rows(adv.tolist())
             if s.algorithm.needs_reference:
-                t = time.perf_counter()
-                rows.ref_logprobs = s.learners.compute_logprobs(rows, "reference")
-                timings["time/reference_s"] = time.perf_counter() - t
+                with timer("reference"):
+                    rows.ref_logprobs = s.learners.compute_logprobs(rows, "reference")
             if cfg.algorithm.mini_batches * cfg.algorithm.epochs > 1:
-                t = time.perf_counter()
-                rows.old_logprobs = s.learners.compute_logprobs(rows, "policy")
-                timings["time/old_logprobs_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            update = s.learners.train(rows, r.n)
-            timings["time/update_s"] = time.perf_counter() - t
+                with timer("old_logprobs"):
+                    rows.old_logprobs = s.learners.compute_logprobs(rows, "policy")
+            with timer("update"):
+                update = s.learners.train(rows, r.n)
             sync = s.sync(version=step)
-            metrics = {**batch.metrics(), **update, **timings, **sync, "advantage/abs_mean": adv.abs().mean().item()}
-            metrics["time/step_s"] = time.perf_counter() - t0
+            metrics = {**batch.metrics(), **update, **timer.times, **sync,
+                       "advantage/abs_mean": adv.abs().mean().item(), "time/step_s": time.perf_counter() - t0}
             if cfg.eval.interval and step % cfg.eval.interval == 0 and step < cfg.run.steps and s.eval_sets:
                 s.log.eval(step, evaluate(s.rollouts, s.verify, s.eval_sets, eval_tokens))
             if cfg.checkpoint.interval and step % cfg.checkpoint.interval == 0:

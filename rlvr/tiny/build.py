@@ -172,19 +172,34 @@ def pretrain(
 
 @dataclass
 class Figures:
-    """Held-out measurements. ``sampled_*`` are at temperature 1.0, ``PASS_K`` samples per prompt."""
+    """Held-out measurements. ``sampled_*``/``pass_at_k`` are at temperature 1.0, ``k`` samples per prompt.
+
+    ``expected_*`` are the same two quantities computed exactly from the model's probability of the
+    correct completion (answer + EOS) instead of from random samples: noise-free, so transformers and
+    vLLM can be compared to several digits.
+    """
 
     greedy_accuracy: float
     greedy_accuracy_carry: float
     greedy_accuracy_no_carry: float
     sampled_accuracy: float
     pass_at_k: float
+    expected_sampled_accuracy: float
+    expected_pass_at_k: float
     k: int
     n_prompts: int
 
 
-def score(pairs: Sequence[task.Pair], greedy: Sequence[str], samples: Sequence[Sequence[str]]) -> Figures:
-    """Exact-match figures from decoded completions (special tokens stripped, whitespace trimmed)."""
+def score(
+    pairs: Sequence[task.Pair],
+    greedy: Sequence[str],
+    samples: Sequence[Sequence[str]],
+    answer_probs: Sequence[float],
+) -> Figures:
+    """Exact-match figures from decoded completions (special tokens stripped, whitespace trimmed).
+
+    ``answer_probs[i]`` is the model's probability of the correct completion of ``pairs[i]``.
+    """
     ok = [g.strip() == task.answer(a, b) for (a, b), g in zip(pairs, greedy)]
     carry = [task.needs_carry(a, b) for a, b in pairs]
     hits = [[s.strip() == task.answer(a, b) for s in ss] for (a, b), ss in zip(pairs, samples)]
@@ -198,6 +213,8 @@ def score(pairs: Sequence[task.Pair], greedy: Sequence[str], samples: Sequence[S
         greedy_accuracy_no_carry=mean([o for o, c in zip(ok, carry) if not c]),
         sampled_accuracy=mean([mean(h) for h in hits]),
         pass_at_k=mean([any(h) for h in hits]),
+        expected_sampled_accuracy=mean(answer_probs),
+        expected_pass_at_k=mean([1.0 - (1.0 - p) ** len(samples[0]) for p in answer_probs]),
         k=len(samples[0]) if samples else 0,
         n_prompts=len(pairs),
     )
@@ -236,6 +253,30 @@ def hf_generate(
     return out
 
 
+def completion_ids(tok: PreTrainedTokenizerBase, a: int, b: int) -> tuple[list[int], list[int]]:
+    """``(prompt ids, correct completion ids incl. EOS)`` for ``a + b``."""
+    prompt = tok.encode(task.format_prompt(a, b), add_special_tokens=False)
+    return prompt, tok.encode(task.answer(a, b), add_special_tokens=False) + [EOS_TOKEN_ID]
+
+
+@torch.no_grad()
+def hf_answer_probs(model: Qwen2ForCausalLM, tok: PreTrainedTokenizerBase, pairs: Sequence[task.Pair]) -> list[float]:
+    """Probability of the correct completion (answer + EOS) per pair, teacher-forced, batched by length."""
+    seqs = [completion_ids(tok, a, b) for a, b in pairs]
+    by_len: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, (p, c) in enumerate(seqs):
+        by_len[(len(p), len(c))].append(i)
+    probs = [0.0] * len(pairs)
+    for (np_, nc), idx in sorted(by_len.items()):
+        x = torch.tensor([seqs[i][0] + seqs[i][1] for i in idx])
+        logp = model(input_ids=x).logits.float().log_softmax(-1)[:, np_ - 1 : np_ + nc - 1]
+        target = x[:, np_:].unsqueeze(-1)
+        total = logp.gather(-1, target).squeeze(-1).sum(-1)
+        for j, i in enumerate(idx):
+            probs[i] = math.exp(total[j].item())
+    return probs
+
+
 def evaluate_hf(
     model: Qwen2ForCausalLM, tok: PreTrainedTokenizerBase, pairs: Sequence[task.Pair], seed: int
 ) -> Figures:
@@ -243,7 +284,7 @@ def evaluate_hf(
     greedy = [g[0] for g in hf_generate(model, tok, pairs, 1, do_sample=False)]
     torch.manual_seed(seed + 1)
     samples = hf_generate(model, tok, pairs, PASS_K, do_sample=True)
-    return score(pairs, greedy, samples)
+    return score(pairs, greedy, samples, hf_answer_probs(model, tok, pairs))
 
 
 def check_vllm(out_dir: Path) -> dict[str, float]:
