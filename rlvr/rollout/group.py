@@ -48,10 +48,10 @@ class RolloutGroup:
         seed: int | None,
     ) -> list[list[Sample]]:
         parts = [p for p in _split(len(prompt_ids), len(self.workers)) if len(p)]
-        refs = [
+        refs = [  # prompt i's seed range depends only on i, not on how prompts are spread over engines
             w.generate.remote([prompt_ids[i] for i in part], n, temperature, top_p, max_tokens,
-                              None if seed is None else seed + k)
-            for k, (w, part) in enumerate(zip(self.workers, parts))
+                              None if seed is None else seed + part.start * n)
+            for w, part in zip(self.workers, parts)
         ]
         groups: list[list[Sample]] = []
         for chunk in wait(refs, self.timeout_s, "rollout generate"):

@@ -73,16 +73,19 @@ class RolloutWorker:
         """``n`` samples for each prompt, in prompt order."""
         from vllm import SamplingParams
 
-        params = SamplingParams(
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_tokens,
-            logprobs=0,  # the sampled token's own log-prob
-            seed=seed,
-        )
+        def params(prompt_seed: int | None) -> SamplingParams:
+            return SamplingParams(
+                n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                logprobs=0,  # the sampled token's own log-prob
+                seed=prompt_seed,
+            )
+
+        # One seed for every request would make prompt k's i-th sample reuse the random stream of
+        # every other prompt's i-th sample (vLLM derives child seeds as seed + i). Each prompt gets
+        # its own range instead; without a seed the engine's seeded generator is used.
+        per_prompt = [params(None if seed is None else seed + k * n) for k in range(len(prompt_token_ids))]
         outputs = self.llm.generate(
-            [{"prompt_token_ids": ids} for ids in prompt_token_ids], params, use_tqdm=False
+            [{"prompt_token_ids": ids} for ids in prompt_token_ids], per_prompt, use_tqdm=False
         )
         groups: list[list[Sample]] = []
         for out in outputs:
