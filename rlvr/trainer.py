@@ -28,7 +28,7 @@ def train(cfg: RecipeConfig) -> Path:
             t0 = time.perf_counter()
             prompts = s.prompts.next_batch(r.prompts_per_step)
             batch = collect(s.rollouts, s.verify, prompts, r.n, r.temperature, r.top_p, r.max_new_tokens,
-                            seed=cfg.run.seed * 100_003 + step)
+                            seed=cfg.run.seed * 1_000_000_007 + step * r.prompts_per_step * r.n)  # disjoint per step
             timer = PhaseTimer()
             with timer("advantage"):
                 adv = s.algorithm.advantages(torch.tensor(batch.rewards), r.n)

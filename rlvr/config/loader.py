@@ -8,6 +8,7 @@ working directory, like any other command-line path.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,22 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from rlvr.config.schema import RecipeConfig
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where ``1e-6`` (no dot) is a string; read it as a float as YAML 1.2,
+    JSON and every user typing ``algorithm.lr=1e-6`` expect."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class RecipeError(ValueError):
@@ -29,7 +46,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if not sep or not key or any(not part for part in key.split(".")):
             raise RecipeError(f"override {item!r} is not of the form dotted.key=value")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = _yaml(raw) if raw.strip() else ""
         except yaml.YAMLError as err:
             raise RecipeError(f"override {key}: value {raw!r} is not valid YAML ({err})") from None
         node = tree
@@ -117,7 +134,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> RecipeC
     if not path.is_file():
         raise RecipeError(f"recipe file {str(path)!r} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = _yaml(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise RecipeError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):

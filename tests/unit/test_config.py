@@ -61,6 +61,15 @@ def test_dotted_overrides_parse_as_yaml() -> None:
     }
 
 
+def test_exponent_floats_without_a_dot(tmp_path: Path, base: dict) -> None:
+    assert parse_overrides(["a.b=1e-6", "a.c=3E+2", "a.d=1.5e-3", "a.e=1e6x"]) == {
+        "a": {"b": 1e-6, "c": 300.0, "d": 1.5e-3, "e": "1e6x"}
+    }
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(base) + "algorithm:\n  lr: 2e-5\n")
+    assert load_recipe(path).algorithm.lr == 2e-5
+
+
 def test_overrides_apply_and_are_validated() -> None:
     cfg = load_recipe(DEFAULT_RECIPE, ["algorithm.lr=1e-6", "rollout.n=4", "run.steps=3"])
     assert cfg.algorithm.lr == 1e-6 and cfg.rollout.n == 4 and cfg.run.steps == 3

@@ -58,7 +58,8 @@ def test_build_rows_jsonl_and_parquet(tmp_path: Path, tokenizer) -> None:
 
 def test_missing_column_lists_columns(tmp_path: Path, tokenizer) -> None:
     src = DataSource(path=str(_jsonl(tmp_path / "d.jsonl", [{"question": "x", "answer": "1"}])))
-    with pytest.raises(ValueError, match=r"column\(s\) \['prompt'\] not found.*columns present: \['question', 'answer'\]"):
+    expected = r"column\(s\) \['prompt'\] not found.*columns present: \['question', 'answer'\]"
+    with pytest.raises(ValueError, match=expected):
         build_rows(src, DataConfig(train=[src]), tokenizer)
 
 
@@ -70,7 +71,8 @@ def test_per_source_keys(tmp_path: Path, tokenizer) -> None:
 
 
 def test_sampler_epochs_cover_every_row_once(tmp_path: Path, tokenizer) -> None:
-    src = DataSource(path=str(_jsonl(tmp_path / "d.jsonl", [{"prompt": f"Q: {i}+0=", "answer": i} for i in range(10)])))
+    rows = [{"prompt": f"Q: {i}+0=", "answer": i} for i in range(10)]
+    src = DataSource(path=str(_jsonl(tmp_path / "d.jsonl", rows)))
     rows, _ = build_rows(src, DataConfig(train=[src]), tokenizer)
     sampler = PromptSampler(rows, shuffle=True, seed=3)
     first = [r.answer for r in sampler.next_batch(10)]
