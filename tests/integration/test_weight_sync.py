@@ -30,7 +30,7 @@ def _max_abs(a: list[list[float]], b: list[list[float]]) -> float:
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory: pytest.TempPathFactory):
     cfg = load_recipe(DEFAULT_RECIPE, [
-        "algorithm.kl_coef=0", "algorithm.lr=0.01", "rollout.prompts_per_step=4", "rollout.n=2",
+        "algorithm.kl_coef=0", "algorithm.lr=5e-4", "rollout.prompts_per_step=4", "rollout.n=2",
         f"run.output_dir={tmp_path_factory.mktemp('runs')}",
     ])
     init_ray(None, None, 2)
@@ -48,12 +48,16 @@ def test_sync_makes_vllm_match_the_updated_learner(engines) -> None:
 
     tok = AutoTokenizer.from_pretrained(cfg.model.path)
     eos = [tok.eos_token_id]
-    prompts = [tok("Q: 23+45=")["input_ids"], tok("Q: 57+68=")["input_ids"]]
-    responses = [tok("68")["input_ids"] + eos, tok("15")["input_ids"] + eos,
-                 tok("125")["input_ids"] + eos, tok("11")["input_ids"] + eos]
-    ids = [prompts[0] + responses[0], prompts[0] + responses[1], prompts[1] + responses[2], prompts[1] + responses[3]]
-    plens = [len(prompts[0])] * 2 + [len(prompts[1])] * 2
-    rows = TrainRows(input_ids=ids, prompt_lens=plens, advantages=[1.0, -1.0, 1.0, -1.0])
+    # two carry problems, each with the right sum (+1) and the model's typical carry-less mistake (-1)
+    prompts = [tok("Q: 57+68=")["input_ids"], tok("Q: 38+45=")["input_ids"]]
+    answers = [("125", "15"), ("83", "73")]
+    ids, plens, adv = [], [], []
+    for prompt, pair in zip(prompts, answers):
+        for text, a in zip(pair, (1.0, -1.0)):
+            ids.append(prompt + tok(text)["input_ids"] + eos)
+            plens.append(len(prompt))
+            adv.append(a)
+    rows = TrainRows(input_ids=ids, prompt_lens=plens, advantages=adv)
 
     vllm_before = rollouts.sequence_logprobs(ids, plens)
     learner_before = learners.compute_logprobs(rows, "policy")
@@ -72,8 +76,12 @@ def test_sync_makes_vllm_match_the_updated_learner(engines) -> None:
     vllm_after = rollouts.sequence_logprobs(ids, plens)
     assert _max_abs(vllm_after, learner_after) < TOL
     assert _max_abs(vllm_after, vllm_before) > 1e-2
-    # the update followed the advantages: the rewarded answers gained probability
-    assert sum(vllm_after[0]) > sum(vllm_before[0]) and sum(vllm_after[1]) < sum(vllm_before[1])
+    # the update followed the advantages: the policy-gradient objective sum_i A_i log p(o_i) rose
+    # (one Adam step moves every weight, so single sequences may move either way; the objective may not)
+    def objective(lps: list[list[float]]) -> float:
+        return sum(a * sum(lp) for a, lp in zip(adv, lps))
+
+    assert objective(vllm_after) > objective(vllm_before)
 
 
 def test_sampler_logprobs_match_learner(engines) -> None:
