@@ -42,3 +42,14 @@ def wait(refs: Any, timeout_s: float, what: str) -> Any:
     except RayTaskError as err:
         cause = err.cause if getattr(err, "cause", None) is not None else err
         raise WorkerError(f"{what} failed: {type(cause).__name__}: {cause}\n{err}") from None
+
+
+def shard_ranges(n: int, parts: int) -> list[range]:
+    """Contiguous, near-equal ranges covering ``range(n)``."""
+    base, extra = divmod(n, parts)
+    out, start = [], 0
+    for i in range(parts):
+        size = base + (1 if i < extra else 0)
+        out.append(range(start, start + size))
+        start += size
+    return out

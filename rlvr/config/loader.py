@@ -83,11 +83,12 @@ def _absolutize(tree: dict[str, Any], base: Path) -> None:
         reward["verifier"] = f"{fix(file)}:{attr}"
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged into a copy of ``base``: nested mappings merge, anything else replaces."""
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -143,7 +144,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> RecipeC
     over = parse_overrides(overrides or [])
     _absolutize(over, Path.cwd())
     try:
-        return RecipeConfig.model_validate(_merge(raw, over))
+        return RecipeConfig.model_validate(deep_merge(raw, over))
     except ValidationError as err:
         raise RecipeError(f"{path}: {format_validation_error(err)}") from None
 

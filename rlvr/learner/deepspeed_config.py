@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlvr.config.loader import deep_merge
 from rlvr.config.schema import RecipeConfig
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def train_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:
@@ -41,7 +35,7 @@ def train_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:
             "params": {"warmup_min_lr": 0.0, "warmup_max_lr": a.lr, "warmup_num_steps": a.warmup_steps,
                        "warmup_type": "linear"},
         }
-    return _merge(ds, cfg.learner.deepspeed)
+    return deep_merge(ds, cfg.learner.deepspeed)
 
 
 def inference_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:

@@ -15,8 +15,7 @@ import ray
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import TrainRows
 from rlvr.learner.worker import LearnerWorker
-from rlvr.remote import wait
-from rlvr.rollout.group import _split
+from rlvr.remote import shard_ranges, wait
 
 
 def _free_port() -> int:
@@ -41,7 +40,7 @@ class LearnerGroup:
         return wait(self._setup_refs, self.timeout_s, "learner setup")[0]
 
     def _shards(self, rows: TrainRows) -> list[TrainRows]:
-        return [rows.select(list(r)) for r in _split(len(rows), len(self.workers))]
+        return [rows.select(list(r)) for r in shard_ranges(len(rows), len(self.workers))]
 
     def compute_logprobs(self, rows: TrainRows, which: str) -> list[list[float]]:
         shards = self._shards(rows)

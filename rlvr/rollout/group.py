@@ -8,19 +8,8 @@ from typing import Any
 import ray
 
 from rlvr.config.schema import RecipeConfig
-from rlvr.remote import wait
+from rlvr.remote import shard_ranges, wait
 from rlvr.rollout.worker import RolloutWorker, Sample
-
-
-def _split(n: int, parts: int) -> list[range]:
-    """Contiguous, near-equal ranges covering ``range(n)``."""
-    base, extra = divmod(n, parts)
-    out, start = [], 0
-    for i in range(parts):
-        size = base + (1 if i < extra else 0)
-        out.append(range(start, start + size))
-        start += size
-    return out
 
 
 class RolloutGroup:
@@ -47,7 +36,7 @@ class RolloutGroup:
         self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int,
         seed: int | None,
     ) -> list[list[Sample]]:
-        parts = [p for p in _split(len(prompt_ids), len(self.workers)) if len(p)]
+        parts = [p for p in shard_ranges(len(prompt_ids), len(self.workers)) if len(p)]
         refs = [  # prompt i's seed range depends only on i, not on how prompts are spread over engines
             w.generate.remote([prompt_ids[i] for i in part], n, temperature, top_p, max_tokens,
                               None if seed is None else seed + part.start * n)

@@ -39,3 +39,11 @@ def test_plan_buckets() -> None:
     manifest = [("a", 40), ("b", 40), ("c", 100), ("d", 10)]
     assert plan_buckets(manifest, 80) == [["a", "b"], ["c"], ["d"]]
     assert plan_buckets(manifest, 1 << 30) == [["a", "b", "c", "d"]]
+
+
+def test_shard_ranges_cover_evenly() -> None:
+    from rlvr.remote import shard_ranges
+
+    assert [list(r) for r in shard_ranges(7, 3)] == [[0, 1, 2], [3, 4], [5, 6]]
+    assert [len(r) for r in shard_ranges(2, 4)] == [1, 1, 0, 0]
+    assert [list(r) for r in shard_ranges(8, 2)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
