@@ -55,7 +55,7 @@ class Session:
             self.log.info(f"data {src.label}: {len(rows)} prompts ({dropped} dropped as too long)")
         self.prompts = PromptSampler(train_rows, cfg.data.shuffle, cfg.run.seed)
         self.eval_sets = {src.label: build_rows(src, cfg.data, tokenizer)[0] for src in cfg.eval.data}
-        self.algorithm = get_algorithm(cfg.algorithm)
+        self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
 
         specs = {DEFAULT_VERIFIER: (cfg.reward.verifier, cfg.reward.verifier_kwargs)}
         for name in {row.verifier for rows in [train_rows, *self.eval_sets.values()] for row in rows} - {None}:
@@ -64,7 +64,8 @@ class Session:
             VerifierPool(specs, num_workers=cfg.reward.num_workers, timeout_s=cfg.reward.timeout_s)
         )
 
-        init_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.rollout.num_engines + cfg.learner.num_ranks)
+        critic_ranks = cfg.learner.num_ranks if cfg.algorithm.advantage == "gae" else 0
+        init_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.rollout.num_engines + cfg.learner.num_ranks + critic_ranks)
         self._stack.callback(ray.shutdown)
         max_len = cfg.data.max_prompt_tokens + max(cfg.rollout.max_new_tokens, cfg.eval.max_new_tokens or 0)
         tied = bool(getattr(AutoConfig.from_pretrained(cfg.model.source, revision=cfg.model.revision),
@@ -73,8 +74,17 @@ class Session:
         self._stack.callback(self.learners.shutdown)
         self.rollouts = RolloutGroup(cfg, max_len, tied, timeout_s=cfg.ray.startup_timeout_s)
         self._stack.callback(self.rollouts.shutdown)
+        self.critic = None
+        if self.algorithm.needs_critic:
+            from rlvr.learner.critic import CriticWorker
+
+            self.critic = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, worker_cls=CriticWorker, role="critic")
+            self._stack.callback(self.critic.shutdown)
         placed = self.rollouts.wait_ready()
         info = self.learners.setup()
+        if self.critic is not None:
+            self.critic.setup()
+            self.critic.timeout_s = cfg.ray.call_timeout_s
         self.learners.timeout_s = self.rollouts.timeout_s = cfg.ray.call_timeout_s
         self.sync = WeightSync(self.learners, self.rollouts)
         self.log.info(

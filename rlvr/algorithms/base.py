@@ -1,20 +1,45 @@
-"""The loss-module contract and the parts every algorithm shares.
+"""The loss-module contract.
 
-Conventions: tensors are in *target space*: position ``t`` holds the log-prob of token ``t + 1``
-given the tokens before it, so a batch of padded sequences of length ``L`` gives ``[B, L-1]``
-tensors, and ``mask`` marks response tokens. Per-token losses are reduced with normalisers that
-are global over the whole mini-batch (all micro-batches, all data-parallel ranks), passed in as
-`LossNorm`, so the update does not depend on how the batch is split.
+Two halves, matching where they run:
+
+* ``advantages(AdvantageInput) -> AdvantageOutput`` runs on the driver over the whole rollout batch
+  (group statistics and batch whitening need all of it). Tensors are in *response space*:
+  ``[N, T]`` with row i the response of sample i left-aligned, ``mask`` marking its tokens.
+* ``loss(LossInput, AggNorm) -> (loss, metric sums)`` runs on each learner rank per micro-batch.
+  Tensors are in *target space*: position t holds the log-prob of token t+1, so a padded batch of
+  length L gives ``[B, L-1]``. The normaliser in `AggNorm` covers the whole mini-batch (all
+  micro-batches, all data-parallel ranks), so the update does not depend on how it is split.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
-LossAgg = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"]
+from rlvr.algorithms.parts.aggregation import AggNorm
+
+__all__ = ["AdvantageInput", "AdvantageOutput", "AggNorm", "Algorithm", "LossInput"]
+
+
+@dataclass
+class AdvantageInput:
+    rewards: torch.Tensor  # [N] scalar (shaped) reward per sample, group-major
+    group_size: int
+    mask: torch.Tensor  # [N, T] response tokens
+    kl: torch.Tensor | None = None  # [N, T] per-token KL estimate to the reference (KL-in-reward)
+    kl_coef: float = 0.0
+    values: torch.Tensor | None = None  # [N, T] critic values V(s_t) before each response token (PPO)
+    correct: torch.Tensor | None = None  # [N] the verifiers' correctness flags (NFT's c_i and r_hat)
+
+
+@dataclass
+class AdvantageOutput:
+    advantages: torch.Tensor  # [N, T] per-token advantage (zero where mask is 0)
+    row_values: dict[str, torch.Tensor] = field(default_factory=dict)  # [N] per-sample extras (NFT: r_hat, correct)
+    metrics: dict[str, float] = field(default_factory=dict)
+    returns: torch.Tensor | None = None  # [N, T] value targets (PPO)
 
 
 @dataclass
@@ -22,65 +47,25 @@ class LossInput:
     """One micro-batch, as the learner hands it to a loss module."""
 
     logprobs: torch.Tensor  # [B, T] current policy, with grad
-    old_logprobs: torch.Tensor  # [B, T] policy that the ratio is taken against (detached)
-    advantages: torch.Tensor  # [B, T] per-token advantages (a sequence's value broadcast)
-    mask: torch.Tensor  # [B, T] 1.0 on response tokens
-    ref_logprobs: torch.Tensor | None = None  # [B, T] frozen reference, when the KL term is on
+    old_logprobs: torch.Tensor  # [B, T] the policy the ratio is taken against (detached)
+    advantages: torch.Tensor  # [B, T]
+    mask: torch.Tensor  # [B, T] 1.0 on response tokens that count in the loss
+    ref_logprobs: torch.Tensor | None = None  # [B, T] frozen reference (KL in the loss)
+    sampler_logprobs: torch.Tensor | None = None  # [B, T] vLLM's log-probs of the sampled tokens
     entropy: torch.Tensor | None = None  # [B, T] policy entropy (with grad when a bonus is used)
-
-
-@dataclass(frozen=True)
-class LossNorm:
-    """Mini-batch-wide normalisers (summed over micro-batches and data-parallel ranks)."""
-
-    num_tokens: float  # response tokens in the mini-batch
-    num_sequences: float  # sequences in the mini-batch
+    row_values: dict[str, torch.Tensor] = field(default_factory=dict)  # [B] per-sample extras
 
 
 class Algorithm(Protocol):
-    """A loss module: advantages from rewards, then (loss, metric sums) per micro-batch."""
+    """A loss module: advantages from rewards on the driver, then (loss, metric sums) per micro-batch."""
 
-    needs_reference: bool
+    needs_reference: bool  # a frozen reference model must score the rollouts
+    needs_old_logprobs: bool  # the learner must score the rollouts before any update
+    needs_critic: bool  # a value model must score the rollouts (GAE) and is trained on the returns
 
-    def advantages(self, rewards: torch.Tensor, group_size: int) -> torch.Tensor:
-        """``rewards [N]`` ordered group by group (N = prompts * group_size) -> advantages ``[N]``."""
+    def advantages(self, inp: AdvantageInput) -> AdvantageOutput: ...
+
+    def loss(self, batch: LossInput, norm: AggNorm) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Scalar loss for this micro-batch (its share of the mini-batch loss) and metric *sums over
+        response tokens* (the learner divides by the mini-batch token count)."""
         ...
-
-    def loss(self, batch: LossInput, norm: LossNorm) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Scalar loss for this micro-batch (already divided by the global normaliser) and metric
-        *sums over response tokens* (the learner divides by the mini-batch token count)."""
-        ...
-
-
-def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: LossAgg, norm: LossNorm) -> torch.Tensor:
-    """Reduce ``per_token [B, T]`` to this micro-batch's share of the mini-batch loss.
-
-    token-mean: sum over all tokens / tokens in the mini-batch (DAPO's token-level loss).
-    seq-mean-token-mean: mean over tokens per sequence, then / sequences in the mini-batch
-    (the original GRPO, Shao et al. 2024). seq-mean-token-sum: token sum per sequence / sequences.
-    """
-    masked = per_token * mask  # [B, T]
-    if mode == "token-mean":
-        return masked.sum() / norm.num_tokens
-    if mode == "seq-mean-token-mean":
-        per_seq = masked.sum(-1) / mask.sum(-1).clamp(min=1.0)  # [B]
-        return per_seq.sum() / norm.num_sequences
-    if mode == "seq-mean-token-sum":
-        return masked.sum() / norm.num_sequences
-    raise ValueError(f"unknown loss aggregation {mode!r}")
-
-
-def kl_estimate(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str) -> torch.Tensor:
-    """Per-token KL(pi || pi_ref) estimate from samples of pi (Schulman, "Approximating KL", 2020).
-
-    With d = log pi - log pi_ref: k1 = d, k2 = d^2 / 2, k3 = exp(-d) - 1 + d (>= 0, low variance;
-    clamped to [-10, 10] as verl's ``low_var_kl`` does, to keep one wild token from dominating).
-    """
-    d = logprobs - ref_logprobs  # [B, T]
-    if estimator == "k1":
-        return d
-    if estimator == "k2":
-        return 0.5 * d.square()
-    if estimator == "k3":
-        return (torch.exp(-d) - 1.0 + d).clamp(-10.0, 10.0)
-    raise ValueError(f"unknown KL estimator {estimator!r}; valid: k1, k2, k3")

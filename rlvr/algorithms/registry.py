@@ -1,34 +1,47 @@
 """The one registry of loss modules.
 
-`ALGORITHM_NAMES` is importable without torch (the config validates names against it); the modules
-themselves import lazily. A recipe may also name ``package.module:factory`` or ``file.py:factory``;
-the factory takes the `AlgorithmConfig` and returns an `Algorithm`.
+Each name is a preset module in ``rlvr/algorithms/presets/`` (torch-free defaults for the parts);
+the loss itself is built from the resolved `AlgorithmConfig` by `get_algorithm`. A recipe may also
+name ``package.module:factory`` or ``file.py:factory``: the factory takes the `AlgorithmConfig` and
+returns an object with the `Algorithm` interface (``rlvr.algorithms.base``).
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rlvr.algorithms.base import Algorithm
     from rlvr.config.schema import AlgorithmConfig
 
-_MODULES: dict[str, str] = {
-    "grpo": "rlvr.algorithms.grpo:GRPO",
-}
-ALGORITHM_NAMES: tuple[str, ...] = tuple(sorted(_MODULES))
+ALGORITHM_NAMES: tuple[str, ...] = (
+    "dapo", "drgrpo", "grpo", "gspo", "lite_ppo", "nft", "ppo", "reinforce_pp", "reinforce_pp_baseline", "rloo",
+)
 
 
-def get_algorithm(cfg: AlgorithmConfig) -> Algorithm:
-    """Instantiate the loss module named by ``cfg.name``."""
-    if cfg.name in _MODULES:
-        module, _, attr = _MODULES[cfg.name].partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-    elif ":" in cfg.name:
+def is_import_path(name: str) -> bool:
+    return ":" in name
+
+
+def preset_defaults(name: str) -> dict[str, Any]:
+    """The preset's part defaults (empty for a custom import path)."""
+    if is_import_path(name):
+        return {}
+    if name not in ALGORITHM_NAMES:
+        raise ValueError(f"unknown algorithm {name!r}; valid: {', '.join(ALGORITHM_NAMES)} (or pkg.module:factory)")
+    return dict(importlib.import_module(f"rlvr.algorithms.presets.{name}").PRESET)
+
+
+def get_algorithm(cfg: AlgorithmConfig, max_new_tokens: int | None = None) -> Algorithm:
+    """Build the loss module for a resolved config. ``max_new_tokens`` is the default constant of
+    ``seq-mean-token-sum-norm`` (Dr. GRPO divides by the generation budget)."""
+    if is_import_path(cfg.name):
         from rlvr.plugins import load_object
 
-        factory = load_object(cfg.name)
-    else:
-        raise ValueError(f"unknown algorithm {cfg.name!r}; valid: {', '.join(ALGORITHM_NAMES)}")
-    return factory(cfg)
+        return load_object(cfg.name)(cfg)
+    preset_defaults(cfg.name)  # unknown names fail here, listing the valid ones
+    from rlvr.algorithms.losses import NFTLoss, PolicyGradientLoss
+
+    cls = NFTLoss if cfg.loss == "nft" else PolicyGradientLoss
+    return cls(cfg, max_new_tokens=max_new_tokens)

@@ -130,8 +130,13 @@ class RolloutConfig(_Strict):
 
 
 class AlgorithmConfig(_Strict):
+    """The loss module, as parts. ``name`` picks a preset (``rlvr/algorithms/presets/``) that fills
+    every part the recipe does not set itself; the resolved recipe shows the effective values."""
+
     name: str = "grpo"
-    """Loss module from the algorithm registry (``rlvr.algorithms.ALGORITHMS``)."""
+    """Preset from the registry (``rlvr.algorithms.ALGORITHM_NAMES``) or ``pkg.mod:factory`` / ``file.py:factory``."""
+    loss: Literal["policy_gradient", "nft"] = "policy_gradient"
+    """Loss family: PPO-style policy gradient (clip, ratio level, KL, entropy) or NFT's likelihood loss."""
     lr: float = Field(1e-6, gt=0)
     """AdamW learning rate."""
     warmup_steps: int = Field(0, ge=0)
@@ -141,25 +146,101 @@ class AlgorithmConfig(_Strict):
     grad_clip: float = Field(1.0, ge=0)
     """Gradient-norm clip (0 disables)."""
     mini_batches: int = Field(1, ge=1)
-    """Optimizer steps per rollout batch (the batch is split into this many mini-batches)."""
+    """Optimizer steps per rollout batch (the batch is split into this many mini-batches of whole groups)."""
     epochs: int = Field(1, ge=1)
     """Passes over the rollout batch (PPO epochs)."""
-    clip_low: float = Field(0.2, ge=0)
-    """PPO clip: ratio lower bound is 1 - clip_low."""
-    clip_high: float = Field(0.2, ge=0)
-    """PPO clip: ratio upper bound is 1 + clip_high (DAPO's clip-higher uses 0.28)."""
-    std_normalize: bool = True
-    """GRPO: divide group-centred rewards by the group std (False gives Dr. GRPO's advantage)."""
+
+    advantage: Literal["grpo", "drgrpo", "lite", "rloo", "reinforce_pp", "reinforce_pp_baseline", "gae", "nft"] = "grpo"
+    """Advantage estimator (see ``rlvr.algorithms.parts.advantages``)."""
+    std_mode: Literal["unbiased", "population"] = "unbiased"
+    """GRPO group std: ``unbiased`` (N-1, torch.std, verl/OpenRLHF) or ``population`` (N)."""
     eps: float = Field(1e-6, gt=0)
     """Added to the std before dividing."""
-    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
-    """How per-token losses are reduced; normalisers are global over the mini-batch."""
+    gamma: float = Field(1.0, ge=0, le=1)
+    """Discount for REINFORCE++ returns and GAE."""
+    lam: float = Field(0.95, ge=0, le=1)
+    """GAE lambda (PPO)."""
+    critic_lr: float = Field(1e-5, gt=0)
+    """PPO: learning rate of the value model (a separate DeepSpeed engine)."""
+    value_clip: float | None = Field(0.2, gt=0)
+    """PPO: clip of the value update around the pre-update values (None: unclipped)."""
+
+    ratio_level: Literal["token", "sequence", "sequence_token"] = "token"
+    """Importance ratio: per token (PPO), length-normalised per sequence (GSPO), or GSPO-token."""
+    clip_low: float = Field(0.2, ge=0)
+    """Ratio lower bound ``1 - clip_low``."""
+    clip_high: float = Field(0.2, ge=0)
+    """Ratio upper bound ``1 + clip_high`` (DAPO's clip-higher: 0.28)."""
+    dual_clip: float | None = Field(None, gt=1)
+    """Dual-clip constant c for negative advantages (loss capped at -A*c; verl ``clip_ratio_c``)."""
+    loss_agg: Literal[
+        "token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm", "token-sum-constant"
+    ] = "token-mean"
+    """Loss aggregation; normalisers are global over the mini-batch (all micro-batches and ranks)."""
+    loss_agg_constant: float | None = Field(None, gt=0)
+    """Constant of ``seq-mean-token-sum-norm`` (default: rollout.max_new_tokens) and ``token-sum-constant``."""
+
+    kl_placement: Literal["none", "reward", "loss"] = "none"
+    """Where the KL to the frozen reference goes: nowhere, into the token rewards, or into the loss."""
+    kl_estimator: Literal["k1", "k2", "k3", "k3+"] = "k3"
+    """KL estimator (Schulman): k3 is verl's ``low_var_kl``; k3+ has k3's value and k2's gradient."""
     kl_coef: float = Field(0.0, ge=0)
-    """KL-in-loss coefficient; > 0 starts a frozen reference model."""
-    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
-    """KL estimator (Schulman): k3 is verl's ``low_var_kl``."""
+    """KL coefficient beta (the initial value when ``kl_target`` is set)."""
+    kl_target: float | None = Field(None, gt=0)
+    """Adaptive KL (Ziegler et al. 2019): move beta towards this per-token KL target."""
+    kl_horizon: int = Field(10000, ge=1)
+    """Adaptive KL horizon, in samples."""
     entropy_coef: float = Field(0.0, ge=0)
     """Entropy bonus coefficient."""
+    tis_cap: float | None = Field(None, gt=0)
+    """Truncated importance sampling between the learner's old and vLLM's sampler log-probs (weight
+    ``min(pi_old / pi_sampler, cap)``); None disables. The mismatch is logged every step either way."""
+
+    dynamic_sampling: bool = False
+    """DAPO dynamic sampling: drop groups whose rewards are all equal, keep generating until the batch is full."""
+    max_generation_batches: int = Field(10, ge=1)
+    """Dynamic sampling: at most this many generation rounds per step."""
+    overlong_buffer_ratio: float | None = Field(None, gt=0, lt=1)
+    """DAPO soft overlong punishment over the last ``ratio * max_new_tokens`` tokens of the budget."""
+    overlong_penalty_factor: float = Field(1.0, ge=0)
+    """Scale of the overlong punishment (verl ``penalty_factor``)."""
+    overlong_filter: bool = False
+    """Mask truncated responses out of the loss (DAPO's overlong filtering)."""
+    non_eos_penalty: float | None = None
+    """Reward of responses that hit the length limit without EOS (Tulu 3 uses -10); None leaves them."""
+
+    nft_neg_weight: float = 1.0
+    """NFT: weight of the negative (implicit negative policy) term; 0 gives RFT."""
+    nft_prompt_weight: Literal[0, 1, 2] = 1
+    """NFT prompt weight: 0 -> 1, 1 -> 1 - r_hat (matches Dr. GRPO on-policy), 2 -> sqrt((1 - r_hat)/r_hat) (GRPO)."""
+    nft_clamp_negative: float = 1.0
+    """NFT: value-only lower clamp of the negative proxy ``(1 - r_hat R)/(1 - r_hat)``."""
+    nft_clamp_positive: float = 0.0
+    """NFT: value-only lower clamp of the positive ratio (0: none)."""
+    nft_ratio: Literal["token", "sequence"] = "token"
+    """NFT ratio: per token, or the full (not length-normalised) sequence ratio."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """Fill every field the recipe leaves unset from the named preset."""
+        if not isinstance(data, dict):
+            return data
+        from rlvr.algorithms.registry import preset_defaults
+
+        return {**preset_defaults(str(data.get("name", "grpo"))), **data}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlgorithmConfig:
+        if (self.loss == "nft") != (self.advantage == "nft"):
+            raise ValueError("loss: nft and advantage: nft go together (NFT uses correct rates, not advantages)")
+        if self.kl_placement != "none" and self.kl_coef == 0 and self.kl_target is None:
+            raise ValueError(f"kl_placement={self.kl_placement!r} needs kl_coef > 0 (or kl_target)")
+        if self.kl_placement == "reward" and self.kl_estimator != "k1":
+            raise ValueError("kl_placement=reward uses the k1 estimator per token (set kl_estimator: k1)")
+        if self.loss_agg == "token-sum-constant" and self.loss_agg_constant is None:
+            raise ValueError("loss_agg=token-sum-constant needs loss_agg_constant")
+        return self
 
 
 class LearnerConfig(_Strict):
@@ -242,15 +323,6 @@ class RecipeConfig(_Strict):
             raise ValueError(f"template: unknown template {v.template!r}; valid: {', '.join(TEMPLATES)}")
         return v
 
-    @field_validator("algorithm")
-    @classmethod
-    def _known_algorithm(cls, v: AlgorithmConfig) -> AlgorithmConfig:
-        from rlvr.algorithms.registry import ALGORITHM_NAMES  # torch-free name list
-
-        if v.name not in ALGORITHM_NAMES and ":" not in v.name:
-            raise ValueError(f"name: unknown algorithm {v.name!r}; valid: {', '.join(ALGORITHM_NAMES)}")
-        return v
-
     @model_validator(mode="after")
     def _batch_arithmetic(self) -> RecipeConfig:
         samples = self.rollout.prompts_per_step * self.rollout.n
@@ -266,8 +338,14 @@ class RecipeConfig(_Strict):
                 f"algorithm.mini_batches={self.algorithm.mini_batches} x learner.num_ranks="
                 f"{self.learner.num_ranks}"
             )
-        if self.rollout.n < 2:
-            raise ValueError("rollout.n must be >= 2: group-relative advantages need at least two responses")
+        group_based = self.algorithm.advantage not in ("reinforce_pp", "gae")
+        if group_based and self.rollout.n < 2:
+            raise ValueError(
+                f"rollout.n must be >= 2: the {self.algorithm.advantage!r} advantage compares responses within a group"
+            )
+        ratio = self.algorithm.overlong_buffer_ratio
+        if ratio and int(ratio * self.rollout.max_new_tokens) < 1:
+            raise ValueError("algorithm.overlong_buffer_ratio * rollout.max_new_tokens is below one token")
         longest = self.data.max_prompt_tokens + self.rollout.max_new_tokens
         if longest > self.learner.micro_batch_tokens:
             raise ValueError(

@@ -7,7 +7,7 @@ old and reference log-probs) are aligned so that target position ``t`` (the log-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,10 +19,14 @@ class TrainRows:
 
     input_ids: list[list[int]]  # prompt + response
     prompt_lens: list[int]
-    advantages: list[float] | None = None
+    advantages: list[list[float]] | None = None  # per response token
     old_logprobs: list[list[float]] | None = None  # per response token
     ref_logprobs: list[list[float]] | None = None
     sampler_logprobs: list[list[float]] | None = None
+    row_values: dict[str, list[float]] = field(default_factory=dict)  # per-sample extras (NFT: r_hat, correct)
+    values: list[list[float]] | None = None  # critic's pre-update values per response token (PPO)
+    returns: list[list[float]] | None = None  # value targets per response token (PPO)
+    active: list[bool] | None = None  # False: masked out of the loss (overlong filtering)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -38,10 +42,22 @@ class TrainRows:
             old_logprobs=pick(self.old_logprobs),
             ref_logprobs=pick(self.ref_logprobs),
             sampler_logprobs=pick(self.sampler_logprobs),
+            row_values={k: [v[i] for i in idx] for k, v in self.row_values.items()},
+            values=pick(self.values),
+            returns=pick(self.returns),
+            active=pick(self.active),
         )
 
+    def is_active(self, i: int) -> bool:
+        return self.active is None or self.active[i]
+
     def response_tokens(self) -> int:
-        return sum(len(ids) - p for ids, p in zip(self.input_ids, self.prompt_lens))
+        """Response tokens that count in the loss (the token-mean normaliser)."""
+        pairs = enumerate(zip(self.input_ids, self.prompt_lens))
+        return sum(len(ids) - p for i, (ids, p) in pairs if self.is_active(i))
+
+    def active_sequences(self) -> int:
+        return sum(self.is_active(i) for i in range(len(self)))
 
 
 def token_budget_chunks(lengths: list[int], budget: int) -> list[list[int]]:
@@ -71,6 +87,9 @@ class MicroBatch:
     old_logprobs: torch.Tensor | None  # [B, T]
     ref_logprobs: torch.Tensor | None  # [B, T]
     sampler_logprobs: torch.Tensor | None  # [B, T]
+    row_values: dict[str, torch.Tensor]  # [B] each
+    values: torch.Tensor | None  # [B, T]
+    returns: torch.Tensor | None  # [B, T]
 
 
 def _scatter(values: list[list[float]] | None, rows: TrainRows, shape: tuple[int, int]) -> torch.Tensor | None:
@@ -92,20 +111,21 @@ def collate(rows: TrainRows, pad_id: int, device: torch.device) -> MicroBatch:
     for b, (seq, plen) in enumerate(zip(rows.input_ids, rows.prompt_lens)):
         ids[b, : len(seq)] = torch.tensor(seq)
         attn[b, : len(seq)] = 1
-        mask[b, plen - 1 : len(seq) - 1] = 1.0
-    adv = None
-    if rows.advantages is not None:
-        adv = torch.tensor(rows.advantages, dtype=torch.float32)[:, None] * mask  # [B, T]
+        if rows.is_active(b):
+            mask[b, plen - 1 : len(seq) - 1] = 1.0
     shape = (B, L - 1)
     mb = MicroBatch(
         input_ids=ids,
         attention_mask=attn,
         targets=ids[:, 1:],
         mask=mask,
-        advantages=adv,
+        advantages=_scatter(rows.advantages, rows, shape),
         old_logprobs=_scatter(rows.old_logprobs, rows, shape),
         ref_logprobs=_scatter(rows.ref_logprobs, rows, shape),
         sampler_logprobs=_scatter(rows.sampler_logprobs, rows, shape),
+        row_values={k: torch.tensor(v, dtype=torch.float32, device=device) for k, v in rows.row_values.items()},
+        values=_scatter(rows.values, rows, shape),
+        returns=_scatter(rows.returns, rows, shape),
     )
     for name, value in vars(mb).items():
         if isinstance(value, torch.Tensor):

@@ -25,11 +25,14 @@ def _free_port() -> int:
 
 
 class LearnerGroup:
-    def __init__(self, cfg: RecipeConfig, timeout_s: float) -> None:
-        self.cfg, self.timeout_s = cfg, timeout_s
+    def __init__(
+        self, cfg: RecipeConfig, timeout_s: float, worker_cls: type[LearnerWorker] = LearnerWorker,
+        role: str = "actor",
+    ) -> None:
+        self.cfg, self.timeout_s, self.role = cfg, timeout_s, role
         n = cfg.learner.num_ranks
         gpus = 0.5 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-        actor = ray.remote(num_cpus=1, num_gpus=gpus)(LearnerWorker)
+        actor = ray.remote(num_cpus=1, num_gpus=gpus)(worker_cls)
         addr, port = ray.util.get_node_ip_address(), _free_port()
         self.workers = [actor.remote(cfg, rank, n, addr, port) for rank in range(n)]
         # Start loading now; `setup` waits, so the rollout engines can start meanwhile.
@@ -50,7 +53,7 @@ class LearnerGroup:
             out.extend(part)
         return out
 
-    def train(self, rows: TrainRows, group_size: int) -> dict[str, float]:
+    def train(self, rows: TrainRows, group_size: int, kl_coef: float = 0.0) -> dict[str, float]:
         """All optimizer steps for one rollout batch: ``epochs`` x ``mini_batches``."""
         a = self.cfg.algorithm
         per_mb = len(rows) // a.mini_batches  # whole groups: validated by the config
@@ -61,25 +64,41 @@ class LearnerGroup:
         for _ in range(a.epochs):
             for m in range(a.mini_batches):
                 mb = rows.select(list(range(m * per_mb, (m + 1) * per_mb)))
-                n_tok = float(mb.response_tokens())
-                refs = [w.train_step.remote(s, n_tok, float(len(mb))) for w, s in zip(self.workers, self._shards(mb))]
+                n_tok, n_seq = float(max(mb.response_tokens(), 1)), float(max(mb.active_sequences(), 1))
+                refs = [w.train_step.remote(s, n_tok, n_seq, kl_coef) for w, s in zip(self.workers, self._shards(mb))]
                 results = wait(refs, self.timeout_s, "learner train_step")
                 tokens += n_tok
                 for res in results:
                     for k, v in res.items():
                         if k.startswith("sum/"):
                             sums[k[4:]] = sums.get(k[4:], 0.0) + v
-                    loss += res["part/actor/loss"]
-                grad_norm += results[0]["actor/grad_norm"]
+                    loss += res["part/loss"]
+                grad_norm += results[0]["grad_norm"]
         steps = a.epochs * a.mini_batches
         metrics = {k: v / max(tokens, 1.0) for k, v in sums.items()}
         metrics.update({
-            "actor/loss": loss / steps,
-            "actor/grad_norm": grad_norm / steps,
-            "actor/lr": results[0]["actor/lr"],
-            "actor/optimizer_steps": float(steps),
+            f"{self.role}/loss": loss / steps,
+            f"{self.role}/grad_norm": grad_norm / steps,
+            f"{self.role}/lr": results[0]["lr"],
+            f"{self.role}/optimizer_steps": float(steps),
         })
         return metrics
+
+    def compute_gradients(
+        self, rows: TrainRows, kl_coef: float = 0.0, loss_agg: str | None = None
+    ) -> tuple[float, dict[str, Any]]:
+        """Loss and gradients of ``rows`` as one mini-batch, without an optimizer step (tests)."""
+        n_tok, n_seq = float(max(rows.response_tokens(), 1)), float(max(rows.active_sequences(), 1))
+        refs = [w.compute_gradients.remote(s, n_tok, n_seq, kl_coef, loss_agg)
+                for w, s in zip(self.workers, self._shards(rows))]
+        results = wait(refs, self.timeout_s, "learner compute_gradients")
+        return sum(loss for loss, _ in results), results[0][1]
+
+    def compute_values(self, rows: TrainRows) -> list[list[float]]:
+        """Critic values per response token (only for a group of `CriticWorker` ranks)."""
+        shards = self._shards(rows)
+        refs = [w.compute_values.remote(s) for w, s in zip(self.workers, shards)]
+        return [v for part in wait(refs, self.timeout_s, f"{self.role} values") for v in part]
 
     def weight_manifest(self) -> list[tuple[str, int]]:
         return wait(self.workers[0].weight_manifest.remote(), self.timeout_s, "learner weight manifest")

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from rlvr.algorithms.base import LossInput, LossNorm
+from rlvr.algorithms.base import LossInput
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import MicroBatch, TrainRows, collate, token_budget_chunks, unscatter
 
@@ -72,7 +72,7 @@ class LearnerWorker:
             model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
             config=train_config(cfg, self.world_size),
         )
-        self.algorithm = get_algorithm(cfg.algorithm)
+        self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
         self.ref = None
         if self.algorithm.needs_reference:
             ref_model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=torch.float32, **load)
@@ -138,48 +138,79 @@ class LearnerWorker:
                     out[i] = vals
         return out
 
-    def train_step(self, rows: TrainRows, num_tokens: float, num_sequences: float) -> dict[str, float]:
-        """One optimizer step over this rank's share of a mini-batch. ``num_tokens`` and
-        ``num_sequences`` count the whole mini-batch over all ranks (global normalisers)."""
-        start = time.perf_counter()
+    def _accumulate(self, rows: TrainRows, num_tokens: float, num_sequences: float, kl_coef: float) -> dict[str, float]:
+        """Forward/backward over this rank's rows in token-budget micro-batches; the gradient
+        accumulation boundary falls on the last one. Returns metric sums over response tokens."""
         self.engine.train()
-        norm = LossNorm(num_tokens=num_tokens, num_sequences=num_sequences)
+        self.algorithm.kl_coef = kl_coef
+        norm = self.algorithm.norm(num_tokens, num_sequences)
         want_entropy_grad = self.cfg.algorithm.entropy_coef > 0
         sums: dict[str, float] = {}
-        loss_part = 0.0
 
         def add(name: str, value: torch.Tensor | float) -> None:
             sums[name] = sums.get(name, 0.0) + float(value)
 
         chunks = self._chunks(rows)
         for k, idx in enumerate(chunks):
-            sub, mb, empty = self._micro(rows, idx)
+            _, mb, empty = self._micro(rows, idx)
             self.engine.set_gradient_accumulation_boundary(k == len(chunks) - 1)
             logprobs, entropy = self._forward(self.engine, mb, entropy=True, entropy_grad=want_entropy_grad)
             old = mb.old_logprobs if mb.old_logprobs is not None else logprobs.detach()
             batch = LossInput(
                 logprobs=logprobs, old_logprobs=old, advantages=mb.advantages, mask=mb.mask,
-                ref_logprobs=mb.ref_logprobs, entropy=entropy if want_entropy_grad else None,
+                ref_logprobs=mb.ref_logprobs, sampler_logprobs=mb.sampler_logprobs,
+                entropy=entropy if want_entropy_grad else None, row_values=mb.row_values,
             )
             loss, metric_sums = self.algorithm.loss(batch, norm)
             # DeepSpeed averages gradients over ranks; the normaliser is already global, so undo it.
             self.engine.backward(loss * self.world_size)
-            self.engine.step()
             if empty:
                 continue
             for name, value in metric_sums.items():
-                add(name, value)
-            loss_part += float(loss.detach())
+                add(f"sum/{name}", value)
+            add("part/loss", loss.detach())
             with torch.no_grad():
-                add("actor/entropy", (entropy.detach() * mb.mask).sum())
+                add("sum/actor/entropy", (entropy.detach() * mb.mask).sum())
                 if mb.sampler_logprobs is not None:
-                    add("rollout/logprob_abs_diff", ((old - mb.sampler_logprobs).abs() * mb.mask).sum())
-        result = {f"sum/{k}": v for k, v in sums.items()}
-        result["part/actor/loss"] = loss_part
-        result["actor/grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
-        result["actor/lr"] = float(self.engine.get_lr()[0])
+                    add("sum/rollout/logprob_abs_diff", ((old - mb.sampler_logprobs).abs() * mb.mask).sum())
+        return sums
+
+    def train_step(
+        self, rows: TrainRows, num_tokens: float, num_sequences: float, kl_coef: float = 0.0
+    ) -> dict[str, float]:
+        """One optimizer step over this rank's share of a mini-batch. ``num_tokens`` and
+        ``num_sequences`` count the whole mini-batch over all ranks (global normalisers)."""
+        start = time.perf_counter()
+        result = self._accumulate(rows, num_tokens, num_sequences, kl_coef)
+        self.engine.step()
+        result.setdefault("part/loss", 0.0)
+        result["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        result["lr"] = float(self.engine.get_lr()[0])
         result["time/update_rank"] = time.perf_counter() - start
         return result
+
+    def compute_gradients(
+        self, rows: TrainRows, num_tokens: float, num_sequences: float, kl_coef: float = 0.0,
+        loss_agg: str | None = None,
+    ) -> tuple[float, dict[str, torch.Tensor]]:
+        """(loss, full gradients by parameter name) of one mini-batch share, without stepping,
+        optionally under another aggregation mode. For invariance tests: the result must not
+        depend on micro-batching or the number of ranks."""
+        from deepspeed.utils import safe_get_full_grad
+
+        from rlvr.algorithms import get_algorithm
+
+        algorithm = self.algorithm
+        if loss_agg is not None:
+            cfg = self.cfg.algorithm.model_copy(update={"loss_agg": loss_agg})
+            self.algorithm = get_algorithm(cfg, max_new_tokens=self.cfg.rollout.max_new_tokens)
+        try:
+            sums = self._accumulate(rows, num_tokens, num_sequences, kl_coef)
+            grads = {n: safe_get_full_grad(p).detach().clone().cpu() for n, p in self._named_params()}
+        finally:
+            self.algorithm = algorithm
+            self.engine.optimizer.zero_grad()
+        return sums.get("part/loss", 0.0), grads
 
     # ---- weights ---------------------------------------------------------------------------
 

@@ -34,14 +34,42 @@ class RolloutBatch:
     def prompt_of(self, i: int) -> PromptRow:
         return self.prompts[i // self.group_size]
 
-    def train_rows(self, advantages: list[float]) -> TrainRows:
+    @property
+    def truncated(self) -> list[bool]:
+        return [s["finish_reason"] == "length" for s in self.samples]
+
+    @property
+    def response_lengths(self) -> list[int]:
+        return [len(s["token_ids"]) for s in self.samples]
+
+    def train_rows(self) -> TrainRows:
+        """Prompt + response token ids and the sampler's log-probs; advantages come later."""
         return TrainRows(
             input_ids=[self.prompt_of(i).token_ids + s["token_ids"] for i, s in enumerate(self.samples)],
             prompt_lens=[len(self.prompt_of(i).token_ids) for i in range(len(self.samples))],
-            advantages=advantages,
             sampler_logprobs=[s["logprobs"] for s in self.samples] if all(s["logprobs"] for s in self.samples)
             else None,
         )
+
+    def group_has_signal(self) -> list[bool]:
+        """Per group: do its rewards differ? (DAPO dynamic sampling keeps only those.)"""
+        r, g = self.rewards, self.group_size
+        return [max(r[k : k + g]) > min(r[k : k + g]) for k in range(0, len(r), g)]
+
+    def select_groups(self, groups: list[int]) -> RolloutBatch:
+        g = self.group_size
+        idx = [k * g + j for k in groups for j in range(g)]
+        return RolloutBatch([self.prompts[k] for k in groups], [self.samples[i] for i in idx],
+                            [self.results[i] for i in idx], g, dict(self.timings))
+
+    @staticmethod
+    def concat(batches: list[RolloutBatch]) -> RolloutBatch:
+        timings: dict[str, float] = {}
+        for b in batches:
+            for k, v in b.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
+        return RolloutBatch([p for b in batches for p in b.prompts], [s for b in batches for s in b.samples],
+                            [r for b in batches for r in b.results], batches[0].group_size, timings)
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
         lengths = [len(s["token_ids"]) for s in self.samples]

@@ -1,0 +1,108 @@
+"""The critic role for PPO: a Ray actor owning a DeepSpeed value model (one data-parallel rank).
+
+The value model is the policy's architecture with a one-output token head
+(``AutoModelForTokenClassification``, dropout off), initialised from the policy checkpoint with a
+fresh head: RLVR has no reward model to start it from. Values live in target space like log-probs:
+``V[:, t]`` is the value of the state before response token ``t + 1``. The loss is PPO's clipped
+value loss (Schulman et al. 2017; ALGORITHMS.md §7.4):
+``0.5 * max((V - Ret)^2, (clip(V, V_old - eps_v, V_old + eps_v) - Ret)^2)``, token-mean over the
+mini-batch with a global normaliser like the policy loss.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from rlvr.learner.batch import MicroBatch, TrainRows, unscatter
+from rlvr.learner.worker import LearnerWorker
+
+
+def clipped_value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token clipped value loss ``[B, T]`` and where the clipped branch was taken."""
+    unclipped = (values - returns).square()  # [B, T]
+    if clip is None:
+        return 0.5 * unclipped, torch.zeros_like(mask, dtype=torch.bool)
+    clipped_v = old_values + (values - old_values).clamp(-clip, clip)
+    clipped = (clipped_v - returns).square()
+    return 0.5 * torch.maximum(unclipped, clipped), (clipped > unclipped) & (mask > 0)
+
+
+class CriticWorker(LearnerWorker):
+    """Reuses the learner's rank set-up, micro-batching and checkpoint plumbing; swaps the model
+    (value head) and the loss (clipped value regression)."""
+
+    def setup(self) -> dict[str, Any]:
+        import deepspeed
+        from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+
+        from rlvr.learner.deepspeed_config import train_config
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.run.seed)
+        deepspeed.init_distributed(dist_backend="nccl" if self.device.type == "cuda" else "gloo")
+        load = {"revision": cfg.model.revision} if cfg.model.hub else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, **load)
+        config = AutoConfig.from_pretrained(cfg.model.source, **load)
+        config.num_labels, config.classifier_dropout = 1, 0.0  # one value per token, deterministic head
+        model = AutoModelForTokenClassification.from_pretrained(
+            cfg.model.source, config=config, dtype=torch.float32, **load
+        )
+        ds = train_config(cfg, self.world_size)
+        ds["optimizer"]["params"]["lr"] = cfg.algorithm.critic_lr
+        ds.pop("scheduler", None)
+        self.engine, *_ = deepspeed.initialize(
+            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=ds
+        )
+        self.ref = None
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return {"params": sum(p.numel() for p in model.parameters())}
+
+    def _values(self, mb: MicroBatch) -> torch.Tensor:
+        out = self.engine(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # [B, L, 1]
+        return out[:, :-1, 0].float()  # [B, T]
+
+    @torch.no_grad()
+    def compute_values(self, rows: TrainRows) -> list[list[float]]:
+        self.engine.eval()
+        out: list[list[float]] = [[] for _ in range(len(rows))]
+        for idx in self._chunks(rows):
+            sub, mb, empty = self._micro(rows, idx)
+            values = self._values(mb)
+            if not empty:
+                for i, vals in zip(idx, unscatter(values, sub)):
+                    out[i] = vals
+        return out
+
+    def train_step(
+        self, rows: TrainRows, num_tokens: float, num_sequences: float, kl_coef: float = 0.0
+    ) -> dict[str, float]:
+        """One critic optimizer step; ``rows.returns`` are the targets, ``rows.old_logprobs`` slot
+        is not used: the pre-update values travel in ``rows.values``."""
+        start = time.perf_counter()
+        self.engine.train()
+        clip = self.cfg.algorithm.value_clip
+        sums = {"critic/vf_loss": 0.0, "critic/vf_clipfrac": 0.0, "critic/values": 0.0}
+        chunks = self._chunks(rows)
+        for k, idx in enumerate(chunks):
+            _, mb, empty = self._micro(rows, idx)
+            self.engine.set_gradient_accumulation_boundary(k == len(chunks) - 1)
+            values = self._values(mb)
+            per_token, clipped = clipped_value_loss(values, mb.values, mb.returns, mb.mask, clip)
+            loss = torch.where(mb.mask > 0, per_token, 0.0).sum() / num_tokens
+            self.engine.backward(loss * self.world_size)
+            if not empty:
+                sums["critic/vf_loss"] += float(torch.where(mb.mask > 0, per_token, 0.0).sum())
+                sums["critic/vf_clipfrac"] += float(clipped.sum())
+                sums["critic/values"] += float(torch.where(mb.mask > 0, values, 0.0).sum())
+        self.engine.step()
+        result = {f"sum/{k}": v for k, v in sums.items()}
+        result["part/loss"] = sums["critic/vf_loss"] / num_tokens
+        result["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        result["lr"] = float(self.engine.get_lr()[0])
+        result["time/update_rank"] = time.perf_counter() - start
+        return result

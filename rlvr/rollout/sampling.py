@@ -1,0 +1,57 @@
+"""One step's rollout batch, with DAPO dynamic sampling when the algorithm asks for it.
+
+Dynamic sampling (Yu et al., arXiv 2503.14476) drops groups whose rewards are all equal (no
+group-relative signal; NFT also needs the correct rate strictly inside (0, 1)) and keeps generating
+fresh prompts until ``prompts_per_step`` groups with signal are collected, at most
+``max_generation_batches`` rounds. If the rounds run out (the data is nearly all solved or all
+failed), the batch is topped up with dropped groups so training can go on, and the shortfall is
+reported in the step's metrics (``dynamic_sampling/topped_up``) and on the console.
+"""
+
+from __future__ import annotations
+
+from rlvr.config.schema import RecipeConfig
+from rlvr.data.dataset import PromptSampler
+from rlvr.rollout.batch import RolloutBatch, collect
+from rlvr.rollout.group import RolloutGroup
+from rlvr.verify import VerifierPool
+
+
+def sample_step(
+    cfg: RecipeConfig, rollouts: RolloutGroup, verify: VerifierPool, prompts: PromptSampler, step: int
+) -> tuple[RolloutBatch, dict[str, float]]:
+    r, a = cfg.rollout, cfg.algorithm
+    want = r.prompts_per_step
+    per_round = want * r.n
+    kept: list[RolloutBatch] = []
+    dropped: list[RolloutBatch] = []
+    timings: dict[str, float] = {}
+    have = rounds = generated = with_signal = 0
+    while have < want and rounds < (a.max_generation_batches if a.dynamic_sampling else 1):
+        # Seeds: disjoint per step and per round (each prompt gets its own range inside the worker).
+        seed = cfg.run.seed * 1_000_000_007 + (step * a.max_generation_batches + rounds) * per_round
+        batch = collect(rollouts, verify, prompts.next_batch(want), r.n, r.temperature, r.top_p,
+                        r.max_new_tokens, seed=seed)
+        if not a.dynamic_sampling:
+            return batch, {}
+        rounds += 1
+        generated += want
+        for k, v in batch.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+        signal = batch.group_has_signal()
+        good = [k for k, ok in enumerate(signal) if ok]
+        with_signal += len(good)
+        kept.append(batch.select_groups(good[: want - have]))
+        dropped.append(batch.select_groups([k for k, ok in enumerate(signal) if not ok]))
+        have += min(len(good), want - have)
+    topped_up = want - have
+    if topped_up:
+        kept.append(RolloutBatch.concat(dropped).select_groups(list(range(topped_up))))
+    out = RolloutBatch.concat(kept)
+    out.timings = timings
+    metrics = {
+        "dynamic_sampling/rounds": float(rounds),
+        "dynamic_sampling/signal_fraction": with_signal / generated,
+        "dynamic_sampling/topped_up": float(topped_up),
+    }
+    return out, metrics
