@@ -33,13 +33,14 @@ def plan_buckets(manifest: list[tuple[str, int]], bucket_bytes: int) -> list[lis
 class WeightSync:
     def __init__(self, learners: LearnerGroup, rollouts: RolloutGroup, bucket_bytes: int = 256 << 20) -> None:
         self.learners, self.rollouts = learners, rollouts
+        self.dtype = learners.cfg.model.dtype  # what the engines run, whatever the learner's master dtype
         self.buckets = plan_buckets(learners.weight_manifest(), bucket_bytes)
 
     def __call__(self, version: int) -> dict[str, float]:
         start = time.perf_counter()
         nbytes = 0.0
         for names in self.buckets:
-            ref = self.learners.export_weights(names)
+            ref = self.learners.export_weights(names, dtype=self.dtype)
             nbytes += self.rollouts.update_weights(ref, version)[0]["bytes"]
         return {"sync/bytes": nbytes, "sync/buckets": float(len(self.buckets)),
                 "time/sync_s": time.perf_counter() - start}

@@ -252,6 +252,9 @@ class LearnerConfig(_Strict):
     """Token budget of one micro-batch (padded prompt + response tokens)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass."""
+    master_dtype: Literal["float32", "float64"] = "float32"
+    """Learner weights and gradients when ``model.dtype`` is float32 (with bf16/fp16 DeepSpeed keeps
+    fp32 masters itself). float64 is for exact numerical checks on CPU; engines still get ``model.dtype``."""
     deepspeed: dict[str, Any] = Field(default_factory=dict)
     """Extra DeepSpeed config, merged over the one rlvr builds."""
 

@@ -50,7 +50,7 @@ class CriticWorker(LearnerWorker):
         config = AutoConfig.from_pretrained(cfg.model.source, **load)
         config.num_labels, config.classifier_dropout = 1, 0.0  # one value per token, deterministic head
         model = AutoModelForTokenClassification.from_pretrained(
-            cfg.model.source, config=config, dtype=torch.float32, **load
+            cfg.model.source, config=config, dtype=getattr(torch, cfg.learner.master_dtype), **load
         )
         ds = train_config(cfg, self.world_size)
         ds["optimizer"]["params"]["lr"] = cfg.algorithm.critic_lr
@@ -64,7 +64,7 @@ class CriticWorker(LearnerWorker):
 
     def _values(self, mb: MicroBatch) -> torch.Tensor:
         out = self.engine(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # [B, L, 1]
-        return out[:, :-1, 0].float()  # [B, T]
+        return out[:, :-1, 0].to(torch.promote_types(out.dtype, torch.float32))  # [B, T]
 
     @torch.no_grad()
     def compute_values(self, rows: TrainRows) -> list[list[float]]:

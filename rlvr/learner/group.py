@@ -103,9 +103,9 @@ class LearnerGroup:
     def weight_manifest(self) -> list[tuple[str, int]]:
         return wait(self.workers[0].weight_manifest.remote(), self.timeout_s, "learner weight manifest")
 
-    def export_weights(self, names: list[str]) -> Any:
+    def export_weights(self, names: list[str], dtype: str | None = None) -> Any:
         """ObjectRef of rank 0's tensors (every rank takes part: ZeRO-3 gathers are collective)."""
-        refs = [w.export_weights.remote(names) for w in self.workers]
+        refs = [w.export_weights.remote(names, dtype) for w in self.workers]
         wait(refs[1:], self.timeout_s, "learner export_weights")
         return refs[0]
 

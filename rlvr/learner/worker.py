@@ -23,12 +23,13 @@ from rlvr.learner.batch import MicroBatch, TrainRows, collate, token_budget_chun
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``logits [B, T, V]``, ``targets [B, T]`` -> log-prob of each target ``[B, T]``."""
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> fp32, fp64 stays
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy of the next-token distribution ``[B, T]``."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
+    logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
     return -(logp.exp() * logp).sum(-1)
 
 
@@ -64,7 +65,8 @@ class LearnerWorker:
         deepspeed.init_distributed(dist_backend="nccl" if self.device.type == "cuda" else "gloo")
         load = {"revision": cfg.model.revision} if cfg.model.hub else {}
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, **load)
-        model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=torch.float32, **load)
+        self.master_dtype = getattr(torch, cfg.learner.master_dtype)
+        model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=self.master_dtype, **load)
         if cfg.learner.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.tied = bool(getattr(model.config, "tie_word_embeddings", False))
@@ -75,7 +77,7 @@ class LearnerWorker:
         self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
         self.ref = None
         if self.algorithm.needs_reference:
-            ref_model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=torch.float32, **load)
+            ref_model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=self.master_dtype, **load)
             ref_model.requires_grad_(False)
             self.ref, *_ = deepspeed.initialize(model=ref_model, config=inference_config(cfg, self.world_size))
             self.ref.eval()

@@ -1,6 +1,10 @@
 """The update does not depend on how a mini-batch is split: the loss and the gradients are the same
 (1e-6 relative, as a whole-gradient norm) for 1 x 8 and 8 x 1 micro-batches and for 1 or 2
-DeepSpeed data-parallel ranks, for every aggregation mode's normaliser."""
+DeepSpeed data-parallel ranks, for every aggregation mode's normaliser.
+
+The learners run in float64 (``learner.master_dtype``) so the check sees the normalisers, not
+float32 summation order: in float32 the same comparison differs by ~1e-6 from rounding alone,
+while a wrong normaliser is off by a factor (e.g. 1/8 or 2)."""
 
 from __future__ import annotations
 
@@ -32,7 +36,8 @@ def _rows(tokenizer) -> TrainRows:
 
 
 def _gradients(cfg_overrides: list[str], tmp: str) -> list[tuple[float, dict[str, torch.Tensor]]]:
-    cfg = load_recipe(DEFAULT_RECIPE, [f"run.output_dir={tmp}", "algorithm.kl_coef=0.1", *cfg_overrides])
+    cfg = load_recipe(DEFAULT_RECIPE, [f"run.output_dir={tmp}", "algorithm.kl_coef=0.1", "learner.master_dtype=float64",
+                                       *cfg_overrides])
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(cfg.model.path)
