@@ -70,15 +70,17 @@ class Session:
         max_len = cfg.data.max_prompt_tokens + max(cfg.rollout.max_new_tokens, cfg.eval.max_new_tokens or 0)
         tied = bool(getattr(AutoConfig.from_pretrained(cfg.model.source, revision=cfg.model.revision),
                             "tie_word_embeddings", False))
-        self.learners = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s)
+        share = 1.0 / (3 if self.algorithm.needs_critic else 2)  # colocated roles per GPU
+        self.learners = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, gpu_share=share)
         self._stack.callback(self.learners.shutdown)
-        self.rollouts = RolloutGroup(cfg, max_len, tied, timeout_s=cfg.ray.startup_timeout_s)
+        self.rollouts = RolloutGroup(cfg, max_len, tied, timeout_s=cfg.ray.startup_timeout_s, gpu_share=share)
         self._stack.callback(self.rollouts.shutdown)
         self.critic = None
         if self.algorithm.needs_critic:
             from rlvr.learner.critic import CriticWorker
 
-            self.critic = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, worker_cls=CriticWorker, role="critic")
+            self.critic = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, worker_cls=CriticWorker,
+                                       role="critic", gpu_share=share)
             self._stack.callback(self.critic.shutdown)
         placed = self.rollouts.wait_ready()
         info = self.learners.setup()

@@ -61,6 +61,12 @@ class RunLog:
         self._metrics.write(json.dumps({"step": step, "kind": "train", **metrics}) + "\n")
         parts = [f"{short} {metrics[key]:.4g}" for key, short in self.CONSOLE_KEYS if key in metrics]
         print(f"step {step}/{self.total} | " + " | ".join(parts), file=self.out, flush=True)
+        short = metrics.get("dynamic_sampling/topped_up", 0)
+        if short:
+            print(f"  warning: dynamic sampling found too few groups with signal after "
+                  f"{metrics['dynamic_sampling/rounds']:.0f} rounds; topped up {short:.0f} zero-signal group(s) "
+                  f"(raise algorithm.max_generation_batches, or the data is nearly all solved/unsolved)",
+                  file=self.out, flush=True)
 
     def eval(self, step: int, metrics: dict[str, float]) -> None:
         self._metrics.write(json.dumps({"step": step, "kind": "eval", **metrics}) + "\n")

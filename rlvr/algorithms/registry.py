@@ -39,7 +39,7 @@ def get_algorithm(cfg: AlgorithmConfig, max_new_tokens: int | None = None) -> Al
     if is_import_path(cfg.name):
         from rlvr.plugins import load_object
 
-        return load_object(cfg.name)(cfg)
+        return load_object(cfg.name)(cfg, **cfg.kwargs)
     preset_defaults(cfg.name)  # unknown names fail here, listing the valid ones
     from rlvr.algorithms.losses import NFTLoss, PolicyGradientLoss
 

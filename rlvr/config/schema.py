@@ -135,6 +135,8 @@ class AlgorithmConfig(_Strict):
 
     name: str = "grpo"
     """Preset from the registry (``rlvr.algorithms.ALGORITHM_NAMES``) or ``pkg.mod:factory`` / ``file.py:factory``."""
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for a custom loss factory named by import path (``factory(cfg, **kwargs)``)."""
     loss: Literal["policy_gradient", "nft"] = "policy_gradient"
     """Loss family: PPO-style policy gradient (clip, ratio level, KL, entropy) or NFT's likelihood loss."""
     lr: float = Field(1e-6, gt=0)
@@ -238,6 +240,8 @@ class AlgorithmConfig(_Strict):
             raise ValueError(f"kl_placement={self.kl_placement!r} needs kl_coef > 0 (or kl_target)")
         if self.kl_placement == "reward" and self.kl_estimator != "k1":
             raise ValueError("kl_placement=reward uses the k1 estimator per token (set kl_estimator: k1)")
+        if self.kwargs and ":" not in self.name:
+            raise ValueError("kwargs are for a custom loss factory (name: pkg.module:factory); presets take fields")
         if self.loss_agg == "token-sum-constant" and self.loss_agg_constant is None:
             raise ValueError("loss_agg=token-sum-constant needs loss_agg_constant")
         return self

@@ -31,12 +31,24 @@ def load_source(src: DataSource) -> Any:
     return datasets.load_dataset(src.hub, src.subset, data_files=src.data_files, split=src.split)
 
 
+def _field(rec: dict[str, Any], key: str) -> Any:
+    """``rec[key]``, where a dotted key reaches into nested columns (``reward_model.ground_truth``)."""
+    if key in rec:
+        return rec[key]
+    value: Any = rec
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(key)
+        value = value[part]
+    return value
+
+
 def build_rows(src: DataSource, cfg: DataConfig, tokenizer: Any) -> tuple[list[PromptRow], int]:
     """Templated, tokenised rows of one source and the number dropped as too long."""
     ds = load_source(src)
     prompt_key, answer_key = src.prompt_key or cfg.prompt_key, src.answer_key or cfg.answer_key
     wanted = [prompt_key, answer_key]
-    missing = [k for k in wanted if k not in ds.column_names]
+    missing = [k for k in wanted if k not in ds.column_names and k.split(".")[0] not in ds.column_names]
     if missing:
         raise ValueError(
             f"data source {src.label!r}: column(s) {missing} not found (set data.prompt_key / "
@@ -44,14 +56,18 @@ def build_rows(src: DataSource, cfg: DataConfig, tokenizer: Any) -> tuple[list[P
         )
     rows, dropped = [], 0
     for i, rec in enumerate(ds):
-        text = apply_template(cfg.template, rec[prompt_key], tokenizer)
+        try:
+            prompt, answer = _field(rec, prompt_key), _field(rec, answer_key)
+        except KeyError as err:
+            raise ValueError(f"data source {src.label!r}, row {i}: no field {err.args[0]!r}") from None
+        text = apply_template(cfg.template, prompt, tokenizer)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) > cfg.max_prompt_tokens:
             dropped += 1
             continue
         verifier = rec.get(cfg.verifier_key) if cfg.verifier_key else None
         meta = {k: v for k, v in rec.items() if k not in (prompt_key, answer_key)}
-        rows.append(PromptRow(text, ids, str(rec[answer_key]), verifier, src.label, {"row": i, **meta}))
+        rows.append(PromptRow(text, ids, str(answer), verifier, src.label, {"row": i, **meta}))
     if not rows:
         raise ValueError(
             f"data source {src.label!r}: no usable rows ({dropped} longer than data.max_prompt_tokens="

@@ -27,11 +27,11 @@ def _free_port() -> int:
 class LearnerGroup:
     def __init__(
         self, cfg: RecipeConfig, timeout_s: float, worker_cls: type[LearnerWorker] = LearnerWorker,
-        role: str = "actor",
+        role: str = "actor", gpu_share: float = 0.5,
     ) -> None:
         self.cfg, self.timeout_s, self.role = cfg, timeout_s, role
         n = cfg.learner.num_ranks
-        gpus = 0.5 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+        gpus = gpu_share if ray.cluster_resources().get("GPU", 0) > 0 else 0
         actor = ray.remote(num_cpus=1, num_gpus=gpus)(worker_cls)
         addr, port = ray.util.get_node_ip_address(), _free_port()
         self.workers = [actor.remote(cfg, rank, n, addr, port) for rank in range(n)]

@@ -15,10 +15,11 @@ from rlvr.rollout.worker import RolloutWorker, Sample
 class RolloutGroup:
     def __init__(
         self, cfg: RecipeConfig, max_model_len: int, tied_embeddings: bool, timeout_s: float,
-        worker_cls: type[RolloutWorker] = RolloutWorker,
+        worker_cls: type[RolloutWorker] = RolloutWorker, gpu_share: float = 0.5,
     ) -> None:
         self.cfg, self.timeout_s = cfg, timeout_s
-        gpus = 0.5 if ray.cluster_resources().get("GPU", 0) > 0 else 0  # colocated with a learner rank
+        # colocated: an engine shares its GPU with a learner rank (and a critic rank, for PPO)
+        gpus = gpu_share if ray.cluster_resources().get("GPU", 0) > 0 else 0
         actor = ray.remote(num_cpus=1, num_gpus=gpus)(worker_cls)
         r = cfg.rollout
         self.workers = [

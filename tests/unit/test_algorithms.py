@@ -82,3 +82,23 @@ def test_advantages_dispatch_hand_computed() -> None:
     out = get_algorithm(AlgorithmConfig(name="nft")).advantages(AdvantageInput(rewards, 2, mask))
     assert out.row_values["r_hat"].tolist() == pytest.approx([0.5] * 4)
     assert out.row_values["correct"].tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_custom_loss_from_a_file_with_kwargs(tmp_path) -> None:
+    (tmp_path / "my_loss.py").write_text(
+        "from rlvr.algorithms.losses import PolicyGradientLoss\n"
+        "class Scaled(PolicyGradientLoss):\n"
+        "    def __init__(self, cfg, scale):\n"
+        "        super().__init__(cfg)\n"
+        "        self.scale = scale\n"
+        "    def loss(self, batch, norm):\n"
+        "        loss, sums = super().loss(batch, norm)\n"
+        "        return loss * self.scale, sums\n"
+    )
+    cfg = AlgorithmConfig(name=f"{tmp_path / 'my_loss.py'}:Scaled", kwargs={"scale": 3.0})
+    algo = get_algorithm(cfg)
+    lp = torch.tensor([[-1.0]], requires_grad=True)
+    loss, _ = algo.loss(LossInput(lp, lp.detach(), torch.ones(1, 1), torch.ones(1, 1)), AggNorm(1, 1, None))
+    assert loss.item() == pytest.approx(-3.0)
+    with pytest.raises(ValueError, match="kwargs are for a custom loss factory"):
+        AlgorithmConfig(name="grpo", kwargs={"scale": 3.0})

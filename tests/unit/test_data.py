@@ -70,6 +70,18 @@ def test_per_source_keys(tmp_path: Path, tokenizer) -> None:
     assert built[0].answer == "2"
 
 
+def test_dotted_keys_reach_nested_columns(tmp_path: Path, tokenizer) -> None:
+    """DAPO-Math-17k style rows: chat messages as the prompt, the answer inside reward_model."""
+    row = {"prompt": [{"role": "user", "content": "Q: 2+2="}], "reward_model": {"ground_truth": "4", "style": "rule"}}
+    src = DataSource(path=str(_jsonl(tmp_path / "n.jsonl", [row])))
+    cfg = DataConfig(train=[src], answer_key="reward_model.ground_truth", template="chat")
+    built, _ = build_rows(src, cfg, tokenizer)
+    assert built[0].answer == "4" and "Q: 2+2=" in built[0].text
+    bad = DataConfig(train=[src], answer_key="reward_model.answer", template="chat")
+    with pytest.raises(ValueError, match="row 0: no field 'reward_model.answer'"):
+        build_rows(src, bad, tokenizer)
+
+
 def test_sampler_epochs_cover_every_row_once(tmp_path: Path, tokenizer) -> None:
     rows = [{"prompt": f"Q: {i}+0=", "answer": i} for i in range(10)]
     src = DataSource(path=str(_jsonl(tmp_path / "d.jsonl", rows)))

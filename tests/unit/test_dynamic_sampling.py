@@ -1,0 +1,70 @@
+"""DAPO dynamic sampling: keep groups with signal, generate more rounds, top up with a message."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from rlvr.config import load_recipe
+from rlvr.data.dataset import PromptRow
+from rlvr.rollout import sampling
+from rlvr.rollout.batch import RolloutBatch
+from rlvr.verify import VerifyResult
+from tests.conftest import DEFAULT_RECIPE
+
+
+class FakePrompts:
+    def __init__(self) -> None:
+        self.counter = itertools.count()
+
+    def next_batch(self, k: int) -> list[PromptRow]:
+        return [PromptRow(f"Q{next(self.counter)}", [1, 2], "0", None, "fake") for _ in range(k)]
+
+
+def _fake_collect(pattern: list[list[float]]):
+    """Each call scores the next prompts' groups with rewards from ``pattern`` (cycled)."""
+    groups = itertools.cycle(pattern)
+
+    def collect(rollouts, verify, prompts, n, *args, **kwargs) -> RolloutBatch:
+        samples, results = [], []
+        for _ in prompts:
+            for r in next(groups):
+                samples.append({"token_ids": [5], "logprobs": [-0.1], "finish_reason": "stop", "text": "x"})
+                results.append(VerifyResult(score=r, correct=r > 0, details={}))
+        return RolloutBatch(list(prompts), samples, results, n, {"generate": 1.0, "verify": 0.5})
+
+    return collect
+
+
+@pytest.fixture
+def cfg():
+    return load_recipe(DEFAULT_RECIPE, ["algorithm.name=dapo", "rollout.prompts_per_step=4", "rollout.n=2",
+                                        "algorithm.max_generation_batches=3"])
+
+
+def test_keeps_only_groups_with_signal_over_rounds(cfg, monkeypatch) -> None:
+    # every other group has signal -> 2 per round of 4 -> two rounds fill the batch of 4
+    monkeypatch.setattr(sampling, "collect", _fake_collect([[1.0, 0.0], [1.0, 1.0]]))
+    batch, metrics = sampling.sample_step(cfg, None, None, FakePrompts(), step=1)
+    assert len(batch.prompts) == 4 and len(batch.samples) == 8
+    assert all(batch.group_has_signal())
+    assert metrics == {"dynamic_sampling/rounds": 2.0, "dynamic_sampling/signal_fraction": 0.5,
+                       "dynamic_sampling/topped_up": 0.0}
+    assert batch.timings == {"generate": 2.0, "verify": 1.0}  # both rounds counted once
+
+
+def test_tops_up_when_rounds_run_out(cfg, monkeypatch) -> None:
+    # 1 group in 4 has signal; 3 rounds give 3 -> one zero-signal group tops the batch up
+    monkeypatch.setattr(sampling, "collect", _fake_collect([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]))
+    batch, metrics = sampling.sample_step(cfg, None, None, FakePrompts(), step=1)
+    assert len(batch.prompts) == 4
+    assert batch.group_has_signal() == [True, True, True, False]
+    assert metrics["dynamic_sampling/topped_up"] == 1.0 and metrics["dynamic_sampling/rounds"] == 3.0
+
+
+def test_off_means_one_round_as_generated(monkeypatch) -> None:
+    cfg = load_recipe(DEFAULT_RECIPE, ["rollout.prompts_per_step=4", "rollout.n=2"])
+    monkeypatch.setattr(sampling, "collect", _fake_collect([[1.0, 1.0]]))
+    batch, metrics = sampling.sample_step(cfg, None, None, FakePrompts(), step=1)
+    assert len(batch.prompts) == 4 and metrics == {}
