@@ -65,6 +65,7 @@ def compute_advantages(cfg: AlgorithmConfig, inp: AdvantageInput) -> AdvantageOu
 class _Base:
     def __init__(self, cfg: AlgorithmConfig, max_new_tokens: int | None = None) -> None:
         self.cfg = cfg
+        self.kl_coef = cfg.kl_coef  # the driver's KL controller sets it each step (adaptive KL)
         self.needs_reference = cfg.kl_placement != "none"
         self.needs_old_logprobs = cfg.kl_placement == "reward" or cfg.mini_batches * cfg.epochs > 1
         self.needs_critic = cfg.advantage == "gae"
@@ -90,8 +91,6 @@ class _Base:
         if batch.entropy is not None and c.entropy_coef > 0:
             per_token = per_token - c.entropy_coef * batch.entropy
         return per_token
-
-    kl_coef: float = 0.0  # set per step by the driver's KL controller
 
 
 class PolicyGradientLoss(_Base):

@@ -37,29 +37,20 @@ class CriticWorker(LearnerWorker):
     (value head) and the loss (clipped value regression)."""
 
     def setup(self) -> dict[str, Any]:
-        import deepspeed
-        from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForTokenClassification
 
         from rlvr.learner.deepspeed_config import train_config
 
-        cfg = self.cfg
-        torch.manual_seed(cfg.run.seed)
-        deepspeed.init_distributed(dist_backend="nccl" if self.device.type == "cuda" else "gloo")
-        load = {"revision": cfg.model.revision} if cfg.model.hub else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, **load)
+        cfg, load = self.cfg, self._init_rank()
         config = AutoConfig.from_pretrained(cfg.model.source, **load)
         config.num_labels, config.classifier_dropout = 1, 0.0  # one value per token, deterministic head
         model = AutoModelForTokenClassification.from_pretrained(
-            cfg.model.source, config=config, dtype=getattr(torch, cfg.learner.master_dtype), **load
+            cfg.model.source, config=config, dtype=self.master_dtype, **load
         )
         ds = train_config(cfg, self.world_size)
         ds["optimizer"]["params"]["lr"] = cfg.algorithm.critic_lr
-        ds.pop("scheduler", None)
-        self.engine, *_ = deepspeed.initialize(
-            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=ds
-        )
-        self.ref = None
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ds.pop("scheduler", None)  # the policy's warm-up schedule is not the critic's
+        self._initialize(model, ds)
         return {"params": sum(p.numel() for p in model.parameters())}
 
     def _values(self, mb: MicroBatch) -> torch.Tensor:

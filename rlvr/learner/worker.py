@@ -53,35 +53,48 @@ class LearnerWorker:
 
         return {"node": socket.gethostname(), "pid": os.getpid(), "rank": self.rank}
 
-    def setup(self) -> dict[str, Any]:
+    def _init_rank(self) -> dict[str, Any]:
+        """What every rank of every role does first: seed, join the process group, load the
+        tokenizer (padding id). Returns the ``from_pretrained`` kwargs for the model source."""
         import deepspeed
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from rlvr.algorithms import get_algorithm
-        from rlvr.learner.deepspeed_config import inference_config, train_config
+        from transformers import AutoTokenizer
 
         cfg = self.cfg
         torch.manual_seed(cfg.run.seed)
         deepspeed.init_distributed(dist_backend="nccl" if self.device.type == "cuda" else "gloo")
-        load = {"revision": cfg.model.revision} if cfg.model.hub else {}
+        load: dict[str, Any] = {"revision": cfg.model.revision} if cfg.model.hub else {}
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, **load)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.master_dtype = getattr(torch, cfg.learner.master_dtype)
-        model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=self.master_dtype, **load)
-        if cfg.learner.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-        self.tied = bool(getattr(model.config, "tie_word_embeddings", False))
-        self.engine, *_ = deepspeed.initialize(
-            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
-            config=train_config(cfg, self.world_size),
-        )
-        self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
         self.ref = None
+        return load
+
+    def _initialize(self, model: torch.nn.Module, ds_config: dict[str, Any]) -> None:
+        import deepspeed
+
+        if self.cfg.learner.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        self.engine, *_ = deepspeed.initialize(
+            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=ds_config
+        )
+
+    def setup(self) -> dict[str, Any]:
+        import deepspeed
+        from transformers import AutoModelForCausalLM
+
+        from rlvr.algorithms import get_algorithm
+        from rlvr.learner.deepspeed_config import inference_config, train_config
+
+        cfg, load = self.cfg, self._init_rank()
+        model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=self.master_dtype, **load)
+        self.tied = bool(getattr(model.config, "tie_word_embeddings", False))
+        self._initialize(model, train_config(cfg, self.world_size))
+        self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
         if self.algorithm.needs_reference:
             ref_model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=self.master_dtype, **load)
             ref_model.requires_grad_(False)
             self.ref, *_ = deepspeed.initialize(model=ref_model, config=inference_config(cfg, self.world_size))
             self.ref.eval()
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         return {"params": sum(p.numel() for p in model.parameters()), "tied_embeddings": self.tied}
 
     # ---- micro-batching -------------------------------------------------------------------
