@@ -26,7 +26,7 @@ def sample_step(
     kept: list[RolloutBatch] = []
     dropped: list[RolloutBatch] = []
     timings: dict[str, float] = {}
-    have = rounds = generated = with_signal = 0
+    have = rounds = generated = with_signal = tokens = 0
     while have < want and rounds < (a.max_generation_batches if a.dynamic_sampling else 1):
         # Seeds: disjoint per step and per round (each prompt gets its own range inside the worker).
         seed = cfg.run.seed * 1_000_000_007 + (step * a.max_generation_batches + rounds) * per_round
@@ -38,6 +38,7 @@ def sample_step(
         generated += want
         for k, v in batch.timings.items():
             timings[k] = timings.get(k, 0.0) + v
+        tokens += sum(batch.response_lengths)
         signal = batch.group_has_signal()
         good = [k for k, ok in enumerate(signal) if ok]
         with_signal += len(good)
@@ -49,7 +50,9 @@ def sample_step(
         kept.append(RolloutBatch.concat(dropped).select_groups(list(range(topped_up))))
     out = RolloutBatch.concat(kept)
     out.timings = timings
-    metrics = {
+    metrics = {  # generation over all rounds, not only the groups kept
+        "rollout/generated_tokens": float(tokens),
+        "throughput/generate_tokens_per_s": tokens / timings["generate"] if timings.get("generate") else 0.0,
         "dynamic_sampling/rounds": float(rounds),
         "dynamic_sampling/signal_fraction": with_signal / generated,
         "dynamic_sampling/topped_up": float(topped_up),

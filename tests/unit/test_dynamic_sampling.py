@@ -50,7 +50,9 @@ def test_keeps_only_groups_with_signal_over_rounds(cfg, monkeypatch) -> None:
     assert len(batch.prompts) == 4 and len(batch.samples) == 8
     assert all(batch.group_has_signal())
     assert metrics == {"dynamic_sampling/rounds": 2.0, "dynamic_sampling/signal_fraction": 0.5,
-                       "dynamic_sampling/topped_up": 0.0}
+                       "dynamic_sampling/topped_up": 0.0,
+                       "rollout/generated_tokens": 16.0,  # 2 rounds x 4 prompts x 2 samples x 1 token
+                       "throughput/generate_tokens_per_s": 8.0}
     assert batch.timings == {"generate": 2.0, "verify": 1.0}  # both rounds counted once
 
 
