@@ -62,6 +62,8 @@ class Algorithm(Protocol):
     needs_reference: bool  # a frozen reference model must score the rollouts
     needs_old_logprobs: bool  # the learner must score the rollouts before any update
     needs_critic: bool  # a value model must score the rollouts (GAE) and is trained on the returns
+    agg_constant: float | None  # the constant of constant-normalised aggregation modes
+    kl_coef: float  # KL coefficient for this step (the driver's controller sets it)
 
     def advantages(self, inp: AdvantageInput) -> AdvantageOutput: ...
 

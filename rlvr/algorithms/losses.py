@@ -77,9 +77,6 @@ class _Base:
     def advantages(self, inp: AdvantageInput) -> AdvantageOutput:
         return compute_advantages(self.cfg, inp)
 
-    def norm(self, num_tokens: float, num_sequences: float) -> AggNorm:
-        return AggNorm(num_tokens=num_tokens, num_sequences=num_sequences, constant=self.agg_constant)
-
     def _common_terms(self, batch: LossInput, per_token: torch.Tensor, sums: dict[str, torch.Tensor]) -> torch.Tensor:
         c, mask = self.cfg, batch.mask
         if batch.ref_logprobs is not None:

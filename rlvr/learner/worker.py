@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from rlvr.algorithms.base import LossInput
+from rlvr.algorithms.base import AggNorm, LossInput
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import MicroBatch, TrainRows, collate, token_budget_chunks, unscatter
 
@@ -158,7 +158,7 @@ class LearnerWorker:
         accumulation boundary falls on the last one. Returns metric sums over response tokens."""
         self.engine.train()
         self.algorithm.kl_coef = kl_coef
-        norm = self.algorithm.norm(num_tokens, num_sequences)
+        norm = AggNorm(num_tokens=num_tokens, num_sequences=num_sequences, constant=self.algorithm.agg_constant)
         want_entropy_grad = self.cfg.algorithm.entropy_coef > 0
         sums: dict[str, float] = {}
 
