@@ -30,7 +30,8 @@ def _max_abs(a: list[list[float]], b: list[list[float]]) -> float:
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory: pytest.TempPathFactory):
     cfg = load_recipe(DEFAULT_RECIPE, [
-        "algorithm.kl_coef=0", "algorithm.lr=5e-4", "rollout.prompts_per_step=4", "rollout.n=2",
+        "algorithm.kl_placement=none", "algorithm.kl_coef=0", "algorithm.lr=5e-4",
+        "rollout.prompts_per_step=4", "rollout.n=2",
         f"run.output_dir={tmp_path_factory.mktemp('runs')}",
     ])
     init_ray(None, None, 2)
@@ -57,7 +58,8 @@ def test_sync_makes_vllm_match_the_updated_learner(engines) -> None:
             ids.append(prompt + tok(text)["input_ids"] + eos)
             plens.append(len(prompt))
             adv.append(a)
-    rows = TrainRows(input_ids=ids, prompt_lens=plens, advantages=adv)
+    per_token = [[a] * (len(seq) - p) for a, seq, p in zip(adv, ids, plens)]
+    rows = TrainRows(input_ids=ids, prompt_lens=plens, advantages=per_token)
 
     vllm_before = rollouts.sequence_logprobs(ids, plens)
     learner_before = learners.compute_logprobs(rows, "policy")
