@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rlvr.algorithms.parts.shaping import zero_variance_groups
 from rlvr.data.dataset import PromptRow
 from rlvr.learner.batch import TrainRows
 from rlvr.rollout.group import RolloutGroup
@@ -53,8 +54,7 @@ class RolloutBatch:
 
     def group_has_signal(self) -> list[bool]:
         """Per group: do its rewards differ? (DAPO dynamic sampling keeps only those.)"""
-        r, g = self.rewards, self.group_size
-        return [max(r[k : k + g]) > min(r[k : k + g]) for k in range(0, len(r), g)]
+        return (~zero_variance_groups(self.rewards, self.group_size)).tolist()
 
     def select_groups(self, groups: list[int]) -> RolloutBatch:
         g = self.group_size
@@ -72,7 +72,7 @@ class RolloutBatch:
                             [r for b in batches for r in b.results], batches[0].group_size, timings)
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
-        lengths = [len(s["token_ids"]) for s in self.samples]
+        lengths = self.response_lengths
         rewards = self.rewards
         reasons = [str(r.details.get("reason", "")) for r in self.results]
         gen_tokens = float(sum(lengths))
