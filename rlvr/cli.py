@@ -2,6 +2,7 @@
 
     rlvr train RECIPE.yaml [dotted.key=value ...]   run a recipe
     rlvr validate RECIPE.yaml [RECIPE.yaml ...]     check recipes without starting anything
+    rlvr verify --verifier NAME --data FILE.jsonl   audit a verifier against labelled completions
 
 Heavy imports (torch, Ray, vLLM, DeepSpeed) happen only inside ``train``, so ``validate`` and
 configuration errors are instant.
@@ -34,7 +35,56 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="validate recipes without starting any engine")
     v.add_argument("recipes", nargs="+", help="recipe YAML files")
+
+    a = sub.add_parser(
+        "verify", help="audit a verifier against labelled completions",
+        description="Score labelled completions with a verifier, through the same worker pool and deadline "
+                    "as training, and report agreement, false positives/negatives, timeouts, errors and "
+                    "latency. FILE.jsonl: one object per line with completion, ground_truth, expected "
+                    "(true/false) and optional prompt, id, finish_reason, metadata.")
+    a.add_argument("--verifier", required=True,
+                   help="entry-point name (e.g. math), package.module:attr or path/to/file.py:attr")
+    a.add_argument("--data", required=True, help="labelled JSON-lines file")
+    a.add_argument("--kwargs", default="{}", help="verifier keyword arguments as a JSON object")
+    a.add_argument("--workers", type=int, default=2, help="verifier worker processes (default 2)")
+    a.add_argument("--timeout", type=float, default=10.0, help="per-sample deadline in seconds (default 10)")
+    a.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    a.add_argument("--cases", action="store_true", help="include every case's result")
+    a.add_argument("--min-agreement", type=float, default=None,
+                   help="exit 1 if agreement is below this fraction (for CI)")
     return p
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import json
+
+    from rlvr.verify import VerifierPoolError, VerifierSpec
+    from rlvr.verify.audit import AuditError, audit, format_report, read_cases
+
+    try:
+        kwargs = json.loads(args.kwargs)
+        if not isinstance(kwargs, dict):
+            raise AuditError(f"--kwargs must be a JSON object, got {args.kwargs!r}")
+        if args.workers < 1 or args.timeout <= 0:
+            raise AuditError("--workers must be >= 1 and --timeout > 0")
+        cases = read_cases(args.data)
+        report = audit(cases, VerifierSpec(args.verifier, kwargs), num_workers=args.workers, timeout_s=args.timeout)
+    except json.JSONDecodeError as err:
+        print(f"error: --kwargs is not valid JSON: {err}", file=sys.stderr)
+        return 2
+    except (AuditError, ValueError, ImportError, TypeError, VerifierPoolError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not args.cases:
+        report.pop("cases")
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_report(report, args.verifier, show_cases=args.cases))
+    if args.min_agreement is not None and report["agreement"] < args.min_agreement:
+        print(f"agreement {report['agreement']:.3f} is below --min-agreement {args.min_agreement}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _validate(paths: list[str]) -> int:
@@ -81,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args.recipes)
+    if args.command == "verify":
+        return _verify(args)
     return _train(args)
 
 

@@ -77,10 +77,26 @@ def _absolutize(tree: dict[str, Any], base: Path) -> None:
             if isinstance(src, dict) and "path" in src:
                 src["path"] = fix(src["path"])
     reward = tree.get("reward")
-    verifier = reward.get("verifier") if isinstance(reward, dict) else None
-    if isinstance(verifier, str) and ".py:" in verifier:
-        file, _, attr = verifier.rpartition(":")
-        reward["verifier"] = f"{fix(file)}:{attr}"
+    if isinstance(reward, dict):
+        _absolutize_verifier_files(reward, fix)
+        server = reward.get("judge_server")
+        model = server.get("model") if isinstance(server, dict) else None
+        if isinstance(model, str) and (base / model).exists():  # a local directory, not a hub id
+            server["model"] = fix(model)
+
+
+def _absolutize_verifier_files(node: Any, fix: Any) -> None:
+    """Every ``verifier: path/to/file.py:attr`` in the reward section, nested ones (compose terms) too."""
+    if isinstance(node, list):
+        for item in node:
+            _absolutize_verifier_files(item, fix)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "verifier" and isinstance(value, str) and ".py:" in value:
+                file, _, attr = value.rpartition(":")
+                node[key] = f"{fix(file)}:{attr}"
+            else:
+                _absolutize_verifier_files(value, fix)
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

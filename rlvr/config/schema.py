@@ -263,15 +263,76 @@ class LearnerConfig(_Strict):
     """Extra DeepSpeed config, merged over the one rlvr builds."""
 
 
+class NamedVerifierConfig(_Strict):
+    verifier: str
+    """An entry-point name, ``package.module:name`` or ``path/to/file.py:name``."""
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the verifier."""
+    timeout_s: float | None = Field(None, gt=0)
+    """Deadline for one task of this verifier (a sample, or a batch for a model judge); None: ``reward.timeout_s``."""
+
+
+class JudgeServerConfig(_Strict):
+    model: str
+    """Judge model for rlvr's own vLLM OpenAI-compatible server: a local directory (relative to the recipe)
+    or a hub id."""
+    num_cpus: float = Field(1.0, gt=0)
+    """CPUs reserved for the judge's Ray actor."""
+    num_gpus: float = Field(0.0, ge=0)
+    """GPUs reserved for the judge (its own, never the policy engines')."""
+    vllm_args: dict[str, Any] = Field(default_factory=dict)
+    """Extra ``vllm serve`` arguments, e.g. ``{max-model-len: 4096, gpu-memory-utilization: 0.8}``."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment for the server process."""
+    ready_timeout_s: float = Field(900.0, gt=0)
+    """Deadline for the server to load the model and answer its health check."""
+
+
+JUDGE_SERVER_URL = "judge_server"
+"""Value of a verifier's ``base_url`` kwarg that means "the URL of ``reward.judge_server``"."""
+
+
 class RewardConfig(_Strict):
     verifier: str = "exact_int"
-    """Default verifier: an entry-point name, ``package.module:name`` or ``path/to/file.py:name``."""
+    """Default verifier: a name from ``verifiers``, an entry-point name, ``package.module:name`` or
+    ``path/to/file.py:name``. ``compose`` with ``terms`` in ``verifier_kwargs`` sums weighted verifiers."""
     verifier_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments for the default verifier."""
+    verifiers: dict[str, NamedVerifierConfig] = Field(default_factory=dict)
+    """Named verifiers; a row picks one by name through ``data.verifier_key`` (rows without it use ``verifier``)."""
     num_workers: int = Field(2, ge=1)
     """Verifier worker processes."""
     timeout_s: float = Field(10.0, gt=0)
-    """Hard per-sample deadline; a verifier that exceeds it is killed and the sample scores 0."""
+    """Hard deadline per sample; a verifier that exceeds it is killed and the sample scores ``failure_score``."""
+    failure_score: float = 0.0
+    """Reward of a sample whose verifier timed out, crashed or raised. Set it to the worst score of a ±1
+    scheme (-1), or a policy is paid for making its verifier hang."""
+    judge_server: JudgeServerConfig | None = None
+    """Start a vLLM OpenAI-compatible server for a model judge as its own Ray actor; verifiers reach it with
+    ``base_url: judge_server``."""
+
+    @model_validator(mode="after")
+    def _judge_server_used(self) -> RewardConfig:
+        wants = _uses_judge_server(self.verifier_kwargs) or any(
+            _uses_judge_server(v.kwargs) for v in self.verifiers.values()
+        )
+        if wants and self.judge_server is None:
+            raise ValueError(f"a verifier has base_url: {JUDGE_SERVER_URL} but reward.judge_server is not set")
+        if self.verifier in self.verifiers and self.verifier_kwargs:
+            raise ValueError(
+                f"reward.verifier names reward.verifiers.{self.verifier}, which has its own kwargs; "
+                "leave reward.verifier_kwargs empty"
+            )
+        return self
+
+
+def _uses_judge_server(value: Any) -> bool:
+    """Does any (nested) ``base_url`` kwarg ask for the judge server?"""
+    if isinstance(value, dict):
+        return value.get("base_url") == JUDGE_SERVER_URL or any(_uses_judge_server(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_uses_judge_server(v) for v in value)
+    return False
 
 
 class EvalConfig(_Strict):

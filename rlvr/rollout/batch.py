@@ -16,8 +16,7 @@ from rlvr.learner.batch import TrainRows
 from rlvr.rollout.group import RolloutGroup
 from rlvr.rollout.worker import Sample
 from rlvr.verify import VerifierPool, VerifyResult, VerifySample
-
-DEFAULT_VERIFIER = "default"
+from rlvr.verify.specs import DEFAULT_VERIFIER
 
 
 @dataclass
@@ -87,6 +86,11 @@ class RolloutBatch:
             "verify/errors": float(sum(r.startswith("error") or r == "crash" for r in reasons)),
             "rollout/generated_tokens": gen_tokens,
         }
+        terms: dict[str, list[float]] = {}  # reward composition: the mean of each term (compose verifier)
+        for r in self.results:
+            for name, value in (r.details.get("terms") or {}).items():
+                terms.setdefault(name, []).append(float(value))
+        m.update({f"reward/terms/{name}": statistics.fmean(values) for name, values in terms.items()})
         correct = [r.correct for r in self.results]
         groups = [correct[i : i + self.group_size] for i in range(0, len(correct), self.group_size)]
         m["rollout/solve_none"] = statistics.fmean(not any(g) for g in groups)
@@ -122,7 +126,7 @@ def collect(
     owners = [p for p in prompts for _ in range(n)]
     to_score = [
         VerifySample(prompt=p.text, response=s["text"], ground_truth=p.answer, metadata=p.metadata,
-                     finish_reason=s["finish_reason"])
+                     finish_reason=s["finish_reason"], response_tokens=len(s["token_ids"]))
         for p, s in zip(owners, samples)
     ]
     results = verify.score_batch(to_score, [p.verifier or DEFAULT_VERIFIER for p in owners])

@@ -7,7 +7,7 @@ import path (``pkg.mod:Class`` or ``path/to/file.py:Class``). Training scores th
 """
 
 from rlvr.verify.base import Verifier, VerifyResult, VerifySample
-from rlvr.verify.pool import VerifierPool, VerifierPoolError
+from rlvr.verify.pool import VerifierPool, VerifierPoolError, VerifierSpec
 from rlvr.verify.registry import ENTRY_POINT_GROUP, available_verifiers, load_verifier
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Verifier",
     "VerifierPool",
     "VerifierPoolError",
+    "VerifierSpec",
     "VerifyResult",
     "VerifySample",
     "available_verifiers",

@@ -18,7 +18,8 @@ class VerifySample:
     """What a verifier sees of one rollout.
 
     ``finish_reason`` comes from the sampler ("stop" or "length"; None when unknown) so verifiers
-    can refuse to reward a response that was cut off by the token limit.
+    can refuse to reward a response that was cut off by the token limit. ``response_tokens`` is the
+    response's length in policy tokens (None when unknown), for length-based reward terms.
     """
 
     prompt: str
@@ -26,6 +27,7 @@ class VerifySample:
     ground_truth: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
     finish_reason: str | None = None
+    response_tokens: int | None = None
 
 
 @dataclass

@@ -5,12 +5,15 @@ executed code), so a sample can hang or crash the interpreter. Signal-based time
 the main thread of the main interpreter, which rules them out inside Ray actors and threaded
 drivers; the only deadline that always holds is killing the process that overran it.
 
-Each worker owns one ``Pipe`` and scores one sample at a time. The parent loop hands work to idle
-workers, waits on all pipes until the earliest deadline, and replaces any worker that overran (killed:
-reason "timeout"), died (reason "crash") or closed its pipe. Workers are started with the ``spawn``
-method because the parent may hold Ray and other threads, which a plain ``fork`` would copy mid-lock;
-as with any spawn user, a script that builds a pool must guard its entry point with
-``if __name__ == "__main__":``.
+Each worker owns one ``Pipe`` and runs one task at a time: one sample, or for a verifier with
+``score_batch`` a chunk of up to its ``batch_size`` samples (a model judge sends a chunk as one
+request). The parent loop hands work to idle workers, waits on all pipes until the earliest deadline,
+and replaces any worker that overran (killed: reason "timeout"), died (reason "crash") or closed its
+pipe. A deadline covers one task, so a batched verifier's deadline covers its whole chunk.
+
+Workers are started with the ``spawn`` method because the parent may hold Ray and other threads,
+which a plain ``fork`` would copy mid-lock; as with any spawn user, a script that builds a pool must
+guard its entry point with ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -32,9 +36,23 @@ from typing import Any
 from rlvr.verify.base import VerifyResult, VerifySample
 from rlvr.verify.registry import load_verifier
 
-__all__ = ["VerifierPool", "VerifierPoolError"]
+__all__ = ["VerifierPool", "VerifierPoolError", "VerifierSpec"]
 
-VerifierSpecs = Mapping[str, tuple[str, Mapping[str, Any]]]
+
+@dataclass(frozen=True)
+class VerifierSpec:
+    """How to build one named verifier: ``spec`` and ``kwargs`` as for :func:`load_verifier`.
+
+    ``timeout_s`` overrides the pool's deadline for this verifier's tasks (a model judge scoring a chunk
+    of 32 samples needs longer than a regex).
+    """
+
+    spec: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    timeout_s: float | None = None
+
+
+VerifierSpecs = Mapping[str, "VerifierSpec | tuple[str, Mapping[str, Any]]"]
 
 
 class VerifierPoolError(RuntimeError):
@@ -43,9 +61,10 @@ class VerifierPoolError(RuntimeError):
 
 @dataclass
 class _Task:
-    index: int
+    indices: list[int]
     verifier: str
     started: float
+    deadline: float
 
 
 @dataclass
@@ -61,8 +80,8 @@ class VerifierPool:
     """A fixed set of worker processes, each holding every configured verifier.
 
     Args:
-        verifiers: ``{name: (spec, kwargs)}``; ``spec`` as for :func:`rlvr.verify.load_verifier`.
-            Samples pick their verifier by ``name``.
+        verifiers: ``{name: VerifierSpec}`` (or ``{name: (spec, kwargs)}``); ``spec`` as for
+            :func:`rlvr.verify.load_verifier`. Samples pick their verifier by ``name``.
         num_workers: worker processes; verification is CPU-bound, so about one per spare core.
         timeout_s: hard deadline per sample, measured from hand-off to a worker.
         base_dir: where relative ``file.py:attr`` specs are looked up (e.g. the recipe's directory).
@@ -92,16 +111,20 @@ class VerifierPool:
             raise ValueError(
                 f"timeouts must be > 0, got timeout_s={timeout_s}, start_timeout_s={start_timeout_s}"
             )
-        self._specs = {name: (spec, dict(kwargs)) for name, (spec, kwargs) in verifiers.items()}
+        self._specs = {name: _as_spec(value) for name, value in verifiers.items()}
         self._base_dir = str(base_dir) if base_dir is not None else None
-        for spec, kwargs in self._specs.values():
-            load_verifier(spec, kwargs, self._base_dir)  # fail fast, with the real exception
+        self._batch_sizes: dict[str, int] = {}
+        for name, vs in self._specs.items():
+            built = load_verifier(vs.spec, vs.kwargs, self._base_dir)  # fail fast, with the real exception
+            self._batch_sizes[name] = _batch_size(name, built)
+        self._timeouts = {name: vs.timeout_s or timeout_s for name, vs in self._specs.items()}
         self._timeout_s = timeout_s
         self._start_timeout_s = start_timeout_s
         self._failure_score = failure_score
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._closed = False
+        self._async: ThreadPoolExecutor | None = None
         self._workers: list[_Worker] = []
         try:
             self._workers.extend(self._spawn() for _ in range(num_workers))
@@ -123,7 +146,8 @@ class VerifierPool:
 
         Timeouts, crashes and exceptions inside a verifier become results with ``score=failure_score``
         and ``details["reason"]`` set to "timeout", "crash" or "error: <type>: <msg>"; they never
-        raise. Every result's details carry ``verifier`` and ``elapsed_ms`` (hand-off to answer).
+        raise. Every result's details carry ``verifier`` and ``elapsed_ms`` (hand-off to answer; for a
+        batched verifier, the time of its whole chunk).
         """
         if len(samples) != len(verifier_names):
             raise ValueError(f"{len(samples)} samples but {len(verifier_names)} verifier names")
@@ -131,7 +155,7 @@ class VerifierPool:
         if unknown:
             raise ValueError(f"unknown verifier(s) {unknown}; this pool has: {', '.join(self._specs)}")
         results: list[VerifyResult | None] = [None] * len(samples)
-        queue = deque(range(len(samples)))
+        queue = deque(self._chunks(verifier_names))
         with self._lock:
             if self._closed:
                 raise VerifierPoolError("VerifierPool is closed")
@@ -139,10 +163,11 @@ class VerifierPool:
                 while queue or any(w.task for w in self._workers):
                     for worker in self._workers:
                         if worker.ready and worker.task is None and queue:
-                            index = queue.popleft()
-                            task = _Task(index, verifier_names[index], time.monotonic())
-                            if not self._dispatch(worker, task, samples[index]):
-                                queue.appendleft(index)
+                            name, indices = queue.popleft()
+                            now = time.monotonic()
+                            task = _Task(indices, name, now, now + self._timeouts[name])
+                            if not self._dispatch(worker, task, [samples[i] for i in indices]):
+                                queue.appendleft((name, indices))
                     self._step(results)
             except BaseException:
                 # Workers may still be busy with this batch; their late answers would be taken for the
@@ -152,8 +177,28 @@ class VerifierPool:
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]
 
+    def submit(self, samples: Sequence[VerifySample], verifier_names: Sequence[str]) -> Future[list[VerifyResult]]:
+        """:meth:`score_batch` in the background, so scoring overlaps whatever the caller does next
+        (e.g. generation still running on other engines). Submissions run one after another."""
+        if self._async is None:
+            self._async = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlvr-verify")
+        return self._async.submit(self.score_batch, list(samples), list(verifier_names))
+
+    def _chunks(self, verifier_names: Sequence[str]) -> list[tuple[str, list[int]]]:
+        """Tasks in input order: single samples, or runs of up to ``batch_size`` for batched verifiers."""
+        by_name: dict[str, list[int]] = {}
+        for i, name in enumerate(verifier_names):
+            by_name.setdefault(name, []).append(i)
+        chunks = []
+        for name, indices in by_name.items():
+            size = self._batch_sizes[name]
+            chunks += [(name, indices[k : k + size]) for k in range(0, len(indices), size)]
+        return sorted(chunks, key=lambda chunk: chunk[1][0])
+
     def close(self) -> None:
         """Kill and reap every worker. Idempotent."""
+        if self._async is not None:
+            self._async.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             self._close_locked()
 
@@ -177,8 +222,8 @@ class VerifierPool:
         for slot, worker in enumerate(self._workers):
             if not worker.ready and now - worker.started >= self._start_timeout_s:
                 raise VerifierPoolError(f"verifier worker did not start within {self._start_timeout_s}s")
-            if worker.task and now - worker.task.started >= self._timeout_s:
-                self._fail(worker.task, results, "timeout", timeout_s=self._timeout_s)
+            if worker.task and now >= worker.task.deadline:
+                self._fail(worker.task, results, "timeout", timeout_s=self._timeouts[worker.task.verifier])
                 self._replace(slot)
 
     def _receive(self, slot: int, worker: _Worker, results: list[VerifyResult | None]) -> None:
@@ -202,15 +247,19 @@ class VerifierPool:
         else:
             assert worker.task is not None
             if kind == "ok":
-                self._finish(worker.task, results, payload)
+                for index, (item_kind, item) in zip(worker.task.indices, payload):
+                    if item_kind == "ok":
+                        self._finish(worker.task, index, results, item)
+                    else:
+                        self._finish(worker.task, index, results, self._failure(item))
             else:
                 self._fail(worker.task, results, payload)
             worker.task = None
 
-    def _dispatch(self, worker: _Worker, task: _Task, sample: VerifySample) -> bool:
+    def _dispatch(self, worker: _Worker, task: _Task, samples: list[VerifySample]) -> bool:
         """Hand ``task`` to an idle worker; False if the worker died while idle (``_step`` replaces it)."""
         try:
-            worker.conn.send((task.verifier, sample))
+            worker.conn.send((task.verifier, samples))
         except (BrokenPipeError, ConnectionResetError):
             return False
         worker.task = task
@@ -218,17 +267,20 @@ class VerifierPool:
 
     def _seconds_to_next_deadline(self) -> float:
         deadlines = [w.started + self._start_timeout_s for w in self._workers if not w.ready]
-        deadlines += [w.task.started + self._timeout_s for w in self._workers if w.task]
+        deadlines += [w.task.deadline for w in self._workers if w.task]
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else self._timeout_s
 
-    def _finish(self, task: _Task, results: list[VerifyResult | None], result: VerifyResult) -> None:
+    def _finish(self, task: _Task, index: int, results: list[VerifyResult | None], result: VerifyResult) -> None:
         result.details["verifier"] = task.verifier
         result.details["elapsed_ms"] = (time.monotonic() - task.started) * 1000.0
-        results[task.index] = result
+        results[index] = result
+
+    def _failure(self, reason: str, **details: Any) -> VerifyResult:
+        return VerifyResult(score=self._failure_score, correct=False, details={"reason": reason, **details})
 
     def _fail(self, task: _Task, results: list[VerifyResult | None], reason: str, **details: Any) -> None:
-        failed = VerifyResult(score=self._failure_score, correct=False, details={"reason": reason, **details})
-        self._finish(task, results, failed)
+        for index in task.indices:
+            self._finish(task, index, results, self._failure(reason, **details))
 
     def _spawn(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe()
@@ -268,27 +320,38 @@ def _kill(worker: _Worker) -> None:
 # -- worker side ---------------------------------------------------------------------------------
 
 
-def _worker_main(
-    conn: Connection, specs: dict[str, tuple[str, dict[str, Any]]], base_dir: str | None
-) -> None:
+def _worker_main(conn: Connection, specs: dict[str, VerifierSpec], base_dir: str | None) -> None:
     """Build the verifiers, report ready (or the traceback), then score until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it kills us
     try:
-        verifiers = {name: load_verifier(spec, kwargs, base_dir) for name, (spec, kwargs) in specs.items()}
+        verifiers = {name: load_verifier(vs.spec, vs.kwargs, base_dir) for name, vs in specs.items()}
     except BaseException:
         conn.send(("failed", traceback.format_exc()))
         return
     conn.send(("ready", None))
     while True:
         try:
-            name, sample = conn.recv()
+            name, samples = conn.recv()
         except EOFError:
             return
-        reply = _score_one(verifiers[name], sample)
+        reply = _score_task(verifiers[name], samples)
         try:
             conn.send(reply)
         except Exception as exc:  # unpicklable details: report it instead of dying as a "crash"
             conn.send(("error", f"error: {type(exc).__name__}: cannot send result: {exc}"))
+
+
+def _score_task(verifier: Any, samples: list[VerifySample]) -> tuple[str, Any]:
+    """("ok", [(kind, result_or_reason) per sample]) or ("error", reason) for the whole task."""
+    if len(samples) == 1 or not callable(getattr(verifier, "score_batch", None)):
+        return "ok", [_score_one(verifier, s) for s in samples]
+    try:
+        results = list(verifier.score_batch(samples))
+    except BaseException as exc:
+        return "error", f"error: {type(exc).__name__}: {exc}"
+    if len(results) != len(samples):
+        return "error", f"error: ValueError: score_batch() returned {len(results)} results for {len(samples)} samples"
+    return "ok", [_checked(r) for r in results]
 
 
 def _score_one(verifier: Any, sample: VerifySample) -> tuple[str, Any]:
@@ -296,6 +359,27 @@ def _score_one(verifier: Any, sample: VerifySample) -> tuple[str, Any]:
         result = verifier.score(sample)
     except BaseException as exc:  # SystemExit and math_verify's TimeoutException are BaseExceptions
         return "error", f"error: {type(exc).__name__}: {exc}"
+    return _checked(result)
+
+
+def _checked(result: Any) -> tuple[str, Any]:
     if not isinstance(result, VerifyResult):
         return "error", f"error: TypeError: score() returned {type(result).__name__}, expected VerifyResult"
     return "ok", result
+
+
+def _as_spec(value: VerifierSpec | tuple[str, Mapping[str, Any]]) -> VerifierSpec:
+    if isinstance(value, VerifierSpec):
+        return VerifierSpec(value.spec, dict(value.kwargs), value.timeout_s)
+    spec, kwargs = value
+    return VerifierSpec(spec, dict(kwargs))
+
+
+def _batch_size(name: str, verifier: Any) -> int:
+    """1 unless the verifier scores batches; then its ``batch_size`` (default 32)."""
+    if not callable(getattr(verifier, "score_batch", None)):
+        return 1
+    size = getattr(verifier, "batch_size", 32)
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"verifier {name!r}: batch_size must be a positive int, got {size!r}")
+    return size

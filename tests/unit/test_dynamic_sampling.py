@@ -70,3 +70,20 @@ def test_off_means_one_round_as_generated(monkeypatch) -> None:
     monkeypatch.setattr(sampling, "collect", _fake_collect([[1.0, 1.0]]))
     batch, metrics = sampling.sample_step(cfg, None, None, FakePrompts(), step=1)
     assert len(batch.prompts) == 4 and metrics == {}
+
+
+def test_batch_metrics_report_reward_terms_and_verifier_failures() -> None:
+    prompts = FakePrompts().next_batch(2)
+    samples = [{"token_ids": [5] * k, "logprobs": [-0.1] * k, "finish_reason": "stop", "text": "x"}
+               for k in (1, 2, 3, 4)]
+    results = [
+        VerifyResult(1.5, True, {"reason": "ok", "terms": {"correct": 1.0, "format": 1.0}}),
+        VerifyResult(0.5, False, {"reason": "mismatch", "terms": {"correct": 0.0, "format": 1.0}}),
+        VerifyResult(0.0, False, {"reason": "timeout"}),
+        VerifyResult(0.0, False, {"reason": "error: ValueError: x"}),
+    ]
+    m = RolloutBatch(prompts, samples, results, 2, {"generate": 1.0, "verify": 0.5}).metrics()
+    assert m["reward/mean"] == pytest.approx(0.5) and m["accuracy"] == pytest.approx(0.25)
+    assert m["reward/terms/correct"] == pytest.approx(0.5) and m["reward/terms/format"] == pytest.approx(1.0)
+    assert (m["verify/timeouts"], m["verify/errors"]) == (1.0, 1.0)
+    assert m["rollout/solve_none"] == pytest.approx(0.5) and m["response_length/mean"] == pytest.approx(2.5)

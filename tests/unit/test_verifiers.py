@@ -146,7 +146,7 @@ def test_math_unanchored_is_opt_in() -> None:
 
 
 def test_math_truncated_box_falls_back_to_nothing() -> None:
-    result = MathVerifier().score(
+    result = MathVerifier(truncated="score").score(
         _sample("so the result is \\boxed{\\frac{1}{", "1/2", finish_reason="length")
     )
     assert result.details["reason"] == "no_answer"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rlvr.verify import VerifierPool, VerifierPoolError, VerifySample
+from rlvr.verify import VerifierPool, VerifierPoolError, VerifierSpec, VerifySample
 
 TIMEOUT_S = 1.0
 
@@ -50,6 +50,30 @@ class Raises:
 class WrongType:
     def score(self, sample):
         return 1.0
+
+
+class Batched:
+    # records how it was called: chunk size and worker pid in every result
+
+    batch_size = 3
+
+    def score(self, sample):
+        return self.score_batch([sample])[0]
+
+    def score_batch(self, samples):
+        if any(s.response == "hang" for s in samples):
+            while True:
+                time.sleep(1)
+        return [
+            VerifyResult(float(s.response == s.ground_truth), s.response == s.ground_truth,
+                         {"chunk": len(samples), "pid": os.getpid()})
+            for s in samples
+        ]
+
+
+class BatchedShort(Batched):
+    def score_batch(self, samples):
+        return []
 """
 
 PACKAGE_MODULE = """
@@ -222,3 +246,44 @@ def test_close_kills_and_reaps_workers(plugin_dir: Path) -> None:
             os.waitpid(pid, os.WNOHANG)
     with pytest.raises(VerifierPoolError, match="closed"):
         pool.score_batch([_sample("x")], ["echo"])
+
+
+def test_batched_verifier_gets_chunks_in_order(plugin_dir: Path) -> None:
+    verifiers = {"batched": ("plugins.py:Batched", {}), "echo": ("plugins.py:Echo", {})}
+    with VerifierPool(verifiers, num_workers=2, timeout_s=TIMEOUT_S, base_dir=plugin_dir) as pool:
+        names = ["batched"] * 7 + ["echo"] * 2 + ["batched"]
+        samples = [_sample(str(i), str(i if i != 4 else -1)) for i in range(10)]
+        results = pool.score_batch(samples, names)
+        assert [r.correct for r in results] == [i != 4 for i in range(10)]
+        # 8 batched samples -> chunks of 3, 3, 2 (in input order); echo is scored one at a time
+        chunks = [r.details["chunk"] for i, r in enumerate(results) if names[i] == "batched"]
+        assert chunks == [3, 3, 3, 3, 3, 3, 2, 2]
+        assert "chunk" not in results[7].details and results[7].details["verifier"] == "echo"
+
+
+def test_batched_timeout_fails_its_chunk_only(plugin_dir: Path) -> None:
+    verifiers = {"batched": VerifierSpec("plugins.py:Batched", timeout_s=0.5), "echo": ("plugins.py:Echo", {})}
+    with VerifierPool(verifiers, num_workers=2, timeout_s=30.0, base_dir=plugin_dir) as pool:
+        samples = [_sample("1", "1"), _sample("hang"), _sample("3", "3"), _sample("4", "4"), _sample("e", "e")]
+        start = time.monotonic()
+        results = pool.score_batch(samples, ["batched"] * 4 + ["echo"])
+        assert time.monotonic() - start < 3.0  # the per-verifier deadline, not the pool's 30 s
+        assert [r.details["reason"] for r in results[:3]] == ["timeout"] * 3
+        assert results[0].details["timeout_s"] == 0.5
+        assert results[3].correct and results[4].correct
+        assert all(r.correct for r in pool.score_batch([_sample("5", "5")] * 4, ["batched"] * 4))
+    assert not _zombie_children()
+
+
+def test_batched_wrong_result_count_is_an_error(plugin_dir: Path) -> None:
+    with VerifierPool({"short": ("plugins.py:BatchedShort", {})}, num_workers=1, base_dir=plugin_dir) as pool:
+        results = pool.score_batch([_sample("a"), _sample("b")], ["short"] * 2)
+        reason = "error: ValueError: score_batch() returned 0 results for 2 samples"
+        assert [r.details["reason"] for r in results] == [reason] * 2
+
+
+def test_submit_scores_in_the_background(pool: VerifierPool) -> None:
+    first = pool.submit([_sample("1", "1"), _sample("2", "3")], ["echo", "echo"])
+    second = pool.submit([_sample("7", "7")], ["exact_int"])
+    assert [r.correct for r in first.result(timeout=10)] == [True, False]
+    assert second.result(timeout=10)[0].correct

@@ -7,13 +7,13 @@ Extraction is done here, equivalence by HuggingFace's ``math_verify`` (sympy-bas
 from __future__ import annotations
 
 import functools
-import re
 import threading
-from typing import Any
+from typing import Any, Literal
 
-from math_verify import parse, verify
+from math_verify import LatexExtractionConfig, parse, verify
 
 from rlvr.verify.base import VerifyResult, VerifySample
+from rlvr_verifiers.extract import boxed_all, final_answer
 
 __all__ = ["MathVerifier"]
 
@@ -21,51 +21,79 @@ __all__ = ["MathVerifier"]
 # (elsewhere it raises ValueError) and needs whole seconds. In a VerifierPool worker the hard deadline
 # is the pool's; this soft one just lets a runaway sympy call fail without costing a worker restart.
 _SOFT_TIMEOUT_S = 3
-
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
-# "The (final) answer is X": X runs to the end of its sentence (a period followed by a space or the
-# end of the line), so "is 42. Let me check" gives "42" while "is 3.5." gives "3.5".
-_ANSWER_IS = re.compile(r"answer\s+is\s*:?[ \t]*([^\n]*?)(?=\.?[ \t]*$|\.\s)", re.IGNORECASE | re.MULTILINE)
-_MATH_DELIMS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
-
+_LATEX_ONLY = [LatexExtractionConfig()]
 
 class MathVerifier:
     """Reward ``reward_correct`` when the final answer equals the ground truth, else ``reward_wrong``.
 
-    The final answer is, in order of preference:
+    The final answer is found by :func:`rlvr_verifiers.extract.final_answer`: the last
+    ``<answer>...</answer>``, else the last complete ``\\boxed{}``/``\\fbox{}``, else GSM8K's
+    ``#### X``, else the last "Final Answer: X" / "The (final) answer is X". With
+    ``allow_unanchored=True`` (off by default: on base models it rewards numbers that happen to appear
+    in the working) math_verify's own last-expression heuristics are the final fallback.
 
-    1. the content of the LAST complete ``\\boxed{...}`` or ``\\fbox{...}`` (braces balanced). When a
-       response boxes several answers, the last one wins: it is the model's final word, and taking
-       any match would reward listing candidates. An unclosed box (a cut-off response) is skipped.
-    2. otherwise what follows the last "The answer is" / "The final answer is" on its line, with
-       surrounding ``$...$``, ``**`` and a trailing period removed;
-    3. otherwise, only with ``allow_unanchored=True``, whatever ``math_verify`` finds in the whole
-       response (its own last-expression heuristics). Off by default: on base models it rewards
-       numbers that happen to appear in the working.
+    Rules, each chosen so that a policy cannot raise its reward without raising its accuracy:
 
-    No answer scores ``reward_wrong`` with reason "no_answer". Use ``reward_wrong=-1.0`` for a ±1
-    scheme. Truncated responses are scored like any other; length penalties belong to reward
-    composition, not to equivalence checking. A ground truth that math_verify cannot parse as math is
-    compared as text; one it finds nothing in (e.g. empty) raises ValueError, as a data bug.
+    * **Several boxed answers**: the last complete box is the answer (``multiple_boxed="last"``, the
+      convention of MATH/DAPO graders); ``"reject"`` scores a response that boxes two or more
+      *different* answers as wrong ("multiple_answers"), for tasks where hedging must cost.
+    * **Hedging inside one answer** ("3 or 4", "\\{3, 4\\}") is wrong against a single-valued truth:
+      math_verify compares the whole set, not any member.
+    * **Truncated output** (``finish_reason == "length"``) is wrong by default (``truncated="wrong"``):
+      a box before the cut may be a candidate the model was still checking. ``"score"`` grades it
+      like any other response (length penalties then belong to reward shaping).
+    * **Malformed LaTeX** is compared as text, never mined for a number inside it.
+    * **Oversized answers** (over ``max_answer_chars``) are wrong ("answer_too_long") without being
+      parsed: they are either a dump of candidates or an attempt to stall the parser.
 
-    details: ``extracted`` (answer text or None), ``source`` ("boxed", "answer_is", "unanchored") and
-    ``reason`` ("ok", "mismatch", "no_answer", "unparsable").
+    No answer scores ``reward_wrong`` with reason "no_answer"; ``reward_wrong=-1.0`` gives a ±1 scheme.
+    A ground truth that math_verify cannot parse as math is compared as text; one it finds nothing in
+    (e.g. empty) raises ValueError, as a data bug.
+
+    details: ``extracted`` (answer text or None), ``source`` ("answer_tag", "boxed", "hashes",
+    "answer_is", "unanchored") and ``reason`` ("ok", "mismatch", "no_answer", "unparsable",
+    "truncated", "multiple_answers", "answer_too_long").
     """
 
     name = "math"
 
     def __init__(
-        self, reward_correct: float = 1.0, reward_wrong: float = 0.0, allow_unanchored: bool = False
-    ):
+        self,
+        reward_correct: float = 1.0,
+        reward_wrong: float = 0.0,
+        allow_unanchored: bool = False,
+        multiple_boxed: Literal["last", "reject"] = "last",
+        truncated: Literal["wrong", "score"] = "wrong",
+        max_answer_chars: int = 1000,
+    ) -> None:
+        if multiple_boxed not in ("last", "reject"):
+            raise ValueError(f"multiple_boxed must be 'last' or 'reject', got {multiple_boxed!r}")
+        if truncated not in ("wrong", "score"):
+            raise ValueError(f"truncated must be 'wrong' or 'score', got {truncated!r}")
+        if max_answer_chars < 1:
+            raise ValueError(f"max_answer_chars must be >= 1, got {max_answer_chars}")
         self.reward_correct = float(reward_correct)
         self.reward_wrong = float(reward_wrong)
         self.allow_unanchored = allow_unanchored
+        self.multiple_boxed = multiple_boxed
+        self.truncated = truncated
+        self.max_answer_chars = max_answer_chars
 
     def score(self, sample: VerifySample) -> VerifyResult:
         timeout = _SOFT_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
-        answer, source = _extract_answer(sample.response)
+        answer, source = final_answer(sample.response)
+        if sample.finish_reason == "length" and self.truncated == "wrong":
+            return self._result(False, extracted=answer, source=source, reason="truncated")
+        if source == "boxed" and self.multiple_boxed == "reject":
+            distinct = {b.strip() for b in boxed_all(sample.response) if b.strip()}
+            if len(distinct) > 1:
+                return self._result(False, extracted=answer, source=source, reason="multiple_answers")
+        if answer is not None and len(answer) > self.max_answer_chars:
+            return self._result(False, extracted=answer[:200], source=source, reason="answer_too_long")
         if answer is not None:
-            predicted = parse(f"${answer}$", parsing_timeout=timeout)
+            # LaTeX extraction only: math_verify's fallback would pull a stray number out of malformed
+            # LaTeX ("\\begin{matrix} 1 \\\\ 3 \\end{pmatrix}" would equal 3).
+            predicted = parse(f"${answer}$", extraction_config=_LATEX_ONLY, parsing_timeout=timeout)
         elif self.allow_unanchored:
             predicted, source = parse(sample.response, parsing_timeout=timeout), "unanchored"
             answer = next((p for p in predicted if isinstance(p, str)), None)
@@ -98,44 +126,5 @@ def _parse_gold(ground_truth: str, timeout: int | None) -> list[Any]:
 
 
 def _extract_answer(response: str) -> tuple[str | None, str | None]:
-    boxed = (_last_boxed(response) or "").strip()
-    if boxed:  # an empty \boxed{} is no answer
-        return boxed, "boxed"
-    matches = _ANSWER_IS.findall(response)
-    if matches:
-        answer = _clean_inline(matches[-1])
-        if answer:
-            return answer, "answer_is"
-    return None, None
-
-
-def _last_boxed(text: str) -> str | None:
-    for match in reversed(list(_BOX_OPEN.finditer(text))):
-        content = _balanced(text, match.end())
-        if content is not None:
-            return content
-    return None
-
-
-def _balanced(text: str, start: int) -> str | None:
-    """Text from ``start`` up to the brace closing the one just before it; None if never closed."""
-    depth, i = 1, start
-    while i < len(text):
-        char = text[i]
-        if char == "\\":  # \{ and \} are literal braces (sets), not grouping
-            i += 2
-            continue
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        if depth == 0:
-            return text[start:i]
-        i += 1
-    return None
-
-
-def _clean_inline(text: str) -> str:
-    text = text.strip().rstrip(".").strip().strip("*").strip()
-    for left, right in _MATH_DELIMS:
-        if text.startswith(left) and text.endswith(right) and len(text) >= len(left) + len(right):
-            text = text[len(left) : -len(right)].strip()
-            break
-    return text.rstrip(".").strip()
+    """Kept for callers that want the math verifier's reading of a response (e.g. the model judge)."""
+    return final_answer(response)

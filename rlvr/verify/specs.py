@@ -1,0 +1,51 @@
+"""From the recipe's ``reward`` section to the pool's named verifier specs.
+
+Rows name their verifier (``data.verifier_key``); the name is looked up in ``reward.verifiers`` first
+and otherwise taken as a spec itself (an entry-point name or import path), so a dataset that mixes
+``math`` and ``code`` rows needs no extra configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rlvr.config.schema import JUDGE_SERVER_URL, RewardConfig
+from rlvr.verify.pool import VerifierSpec
+
+__all__ = ["DEFAULT_VERIFIER", "build_specs"]
+
+DEFAULT_VERIFIER = "default"
+"""Pool name of ``reward.verifier``: rows without a verifier of their own use it."""
+
+
+def build_specs(
+    reward: RewardConfig, row_verifiers: Iterable[str | None], judge_url: str | None = None
+) -> dict[str, VerifierSpec]:
+    """``{name: VerifierSpec}`` for the default verifier and every name rows ask for.
+
+    ``judge_url`` replaces ``base_url: judge_server`` in any (nested) kwargs.
+    """
+    def spec_for(name: str, kwargs: dict[str, Any] | None = None) -> VerifierSpec:
+        named = reward.verifiers.get(name)
+        if named is not None:
+            return VerifierSpec(named.verifier, _with_url(named.kwargs, judge_url), named.timeout_s)
+        return VerifierSpec(name, _with_url(kwargs or {}, judge_url))
+
+    specs = {DEFAULT_VERIFIER: spec_for(reward.verifier, reward.verifier_kwargs)}
+    for name in sorted({n for n in row_verifiers if n is not None}):
+        specs[name] = spec_for(name)
+    return specs
+
+
+def _with_url(value: Any, url: str | None) -> Any:
+    if isinstance(value, dict):
+        out = {k: _with_url(v, url) for k, v in value.items()}
+        if out.get("base_url") == JUDGE_SERVER_URL:
+            if url is None:
+                raise ValueError(f"base_url: {JUDGE_SERVER_URL} needs reward.judge_server to be running")
+            out["base_url"] = url
+        return out
+    if isinstance(value, list):
+        return [_with_url(v, url) for v in value]
+    return value
