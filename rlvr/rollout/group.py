@@ -1,14 +1,16 @@
 """A thin handle over N rollout engines (Ray actors): prompts are spread over the engines and
-the results come back in prompt order."""
+the results come back in prompt order, or shard by shard as engines finish."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import ray
 
 from rlvr.config.schema import RecipeConfig
-from rlvr.remote import shard_ranges, wait
+from rlvr.remote import WorkerError, shard_ranges, wait
 from rlvr.rollout.worker import RolloutWorker, Sample
 
 
@@ -37,16 +39,29 @@ class RolloutGroup:
         self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int,
         seed: int | None,
     ) -> list[list[Sample]]:
+        """Groups of ``n`` samples, one per prompt, in prompt order."""
+        shards = sorted(self.generate_shards(prompt_ids, n, temperature, top_p, max_tokens, seed))
+        return [group for _, groups in shards for group in groups]
+
+    def generate_shards(
+        self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int,
+        seed: int | None,
+    ) -> Iterator[tuple[int, list[list[Sample]]]]:
+        """``(first prompt index, groups)`` per engine, in the order the engines finish, so the caller
+        can score one engine's samples while the others still generate."""
         parts = [p for p in shard_ranges(len(prompt_ids), len(self.workers)) if len(p)]
-        refs = [  # prompt i's seed range depends only on i, not on how prompts are spread over engines
+        pending = {  # prompt i's seed range depends only on i, not on how prompts are spread over engines
             w.generate.remote([prompt_ids[i] for i in part], n, temperature, top_p, max_tokens,
-                              None if seed is None else seed + part.start * n)
+                              None if seed is None else seed + part.start * n): part.start
             for w, part in zip(self.workers, parts)
-        ]
-        groups: list[list[Sample]] = []
-        for chunk in wait(refs, self.timeout_s, "rollout generate"):
-            groups.extend(chunk)
-        return groups
+        }
+        deadline = time.monotonic() + self.timeout_s
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise WorkerError(f"rollout generate: no answer within {self.timeout_s:.0f} s")
+            start = pending.pop(ready[0])
+            yield start, wait(ready[0], self.timeout_s, "rollout generate")
 
     def sequence_logprobs(self, token_ids: list[list[int]], prompt_lens: list[int]) -> list[list[float]]:
         """Teacher-forced log-probs from the first engine (used to check weight sync)."""
