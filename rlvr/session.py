@@ -3,6 +3,7 @@ engines, learners and the weight sync; started in order, torn down in reverse (a
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -10,7 +11,6 @@ from typing import Any
 
 from rlvr.config import RecipeConfig
 from rlvr.data.dataset import PromptRow, PromptSampler, build_rows
-from rlvr.rollout.batch import DEFAULT_VERIFIER
 from rlvr.tracking import RunLog, create_run_dir
 
 
@@ -39,6 +39,7 @@ class Session:
         from rlvr.remote import init_ray
         from rlvr.rollout.group import RolloutGroup
         from rlvr.verify import VerifierPool
+        from rlvr.verify.specs import build_specs
         from rlvr.weight_sync import WeightSync
 
         cfg, t0 = self.cfg, time.perf_counter()
@@ -57,16 +58,17 @@ class Session:
         self.eval_sets = {src.label: build_rows(src, cfg.data, tokenizer)[0] for src in cfg.eval.data}
         self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
 
-        specs = {DEFAULT_VERIFIER: (cfg.reward.verifier, cfg.reward.verifier_kwargs)}
-        for name in {row.verifier for rows in [train_rows, *self.eval_sets.values()] for row in rows} - {None}:
-            specs[name] = (name, {})
-        self.verify = self._stack.enter_context(
-            VerifierPool(specs, num_workers=cfg.reward.num_workers, timeout_s=cfg.reward.timeout_s)
-        )
-
         critic_ranks = cfg.learner.num_ranks if cfg.algorithm.advantage == "gae" else 0
-        init_ray(cfg.ray.address, cfg.ray.num_cpus, cfg.rollout.num_engines + cfg.learner.num_ranks + critic_ranks)
+        judge_cpus = math.ceil(cfg.reward.judge_server.num_cpus) if cfg.reward.judge_server else 0
+        init_ray(cfg.ray.address, cfg.ray.num_cpus,
+                 cfg.rollout.num_engines + cfg.learner.num_ranks + critic_ranks + judge_cpus)
         self._stack.callback(ray.shutdown)
+        judge_url, judge_model = self._start_judge_server() if cfg.reward.judge_server else (None, None)
+        row_verifiers = [row.verifier for rows in [train_rows, *self.eval_sets.values()] for row in rows]
+        self.verify = self._stack.enter_context(VerifierPool(
+            build_specs(cfg.reward, row_verifiers, judge_url, judge_model), num_workers=cfg.reward.num_workers,
+            timeout_s=cfg.reward.timeout_s, failure_score=cfg.reward.failure_score,
+        ))
         max_len = cfg.data.max_prompt_tokens + max(cfg.rollout.max_new_tokens, cfg.eval.max_new_tokens or 0)
         tied = bool(getattr(AutoConfig.from_pretrained(cfg.model.source, revision=cfg.model.revision),
                             "tie_word_embeddings", False))
@@ -94,3 +96,19 @@ class Session:
             f"({info['params'] / 1e6:.2f}M params), {len(placed)} rollout engine(s) on "
             f"{sorted({p['node'] for p in placed})}"
         )
+
+    def _start_judge_server(self) -> tuple[str, str]:
+        """Start the model judge's own vLLM server (its own Ray actor and resources); its URL and served name."""
+        from rlvr.remote import wait
+        from rlvr.verify.judge_server import launch_judge_server, shutdown_judge_server
+
+        js = self.cfg.reward.judge_server
+        assert js is not None
+        handle, url = launch_judge_server(
+            js.model, num_cpus=js.num_cpus, num_gpus=js.num_gpus, vllm_args=js.vllm_args, env=js.env,
+            ready_timeout_s=js.ready_timeout_s, log_dir=str(self.run_dir / "logs"),
+        )
+        self._stack.callback(shutdown_judge_server, handle)
+        served = wait(handle.info.remote(), 60.0, "judge server info")["model"]
+        self.log.info(f"judge server {served} at {url}")
+        return url, served

@@ -67,6 +67,7 @@ def build_rows(src: DataSource, cfg: DataConfig, tokenizer: Any) -> tuple[list[P
             continue
         verifier = rec.get(cfg.verifier_key) if cfg.verifier_key else None
         meta = {k: v for k, v in rec.items() if k not in (prompt_key, answer_key)}
+        meta.setdefault("question", _raw_question(prompt))  # untemplated, for model judges
         rows.append(PromptRow(text, ids, str(answer), verifier, src.label, {"row": i, **meta}))
     if not rows:
         raise ValueError(
@@ -95,3 +96,14 @@ class PromptSampler:
             out.append(self.rows[self._order[self._pos]])
             self._pos += 1
         return out
+
+
+def _raw_question(prompt: Any) -> str:
+    """The prompt before templating: the text itself, or the last user turn of chat messages."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):
+        users = [m.get("content") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        if users and isinstance(users[-1], str):
+            return users[-1]
+    return str(prompt)

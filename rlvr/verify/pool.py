@@ -91,7 +91,8 @@ class VerifierPool:
             verifier hang.
 
     Verifiers are also built once in the parent, so a bad spec raises here, before any worker
-    starts. Not re-entrant: concurrent ``score_batch`` calls are serialised by a lock.
+    starts; a verifier with a ``check()`` method (a model judge probing its endpoint) has it called
+    there too. Not re-entrant: concurrent ``score_batch`` calls are serialised by a lock.
     """
 
     def __init__(
@@ -116,6 +117,8 @@ class VerifierPool:
         self._batch_sizes: dict[str, int] = {}
         for name, vs in self._specs.items():
             built = load_verifier(vs.spec, vs.kwargs, self._base_dir)  # fail fast, with the real exception
+            if callable(getattr(built, "check", None)):
+                built.check()  # e.g. a model judge: is the endpoint up, does it serve the model?
             self._batch_sizes[name] = _batch_size(name, built)
         self._timeouts = {name: vs.timeout_s or timeout_s for name, vs in self._specs.items()}
         self._timeout_s = timeout_s

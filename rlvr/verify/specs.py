@@ -20,17 +20,19 @@ DEFAULT_VERIFIER = "default"
 
 
 def build_specs(
-    reward: RewardConfig, row_verifiers: Iterable[str | None], judge_url: str | None = None
+    reward: RewardConfig, row_verifiers: Iterable[str | None], judge_url: str | None = None,
+    judge_model: str | None = None,
 ) -> dict[str, VerifierSpec]:
     """``{name: VerifierSpec}`` for the default verifier and every name rows ask for.
 
-    ``judge_url`` replaces ``base_url: judge_server`` in any (nested) kwargs.
+    ``judge_url`` replaces ``base_url: judge_server`` in any (nested) kwargs, and ``judge_model`` (the
+    name the server serves) fills ``model`` next to it unless the recipe set one.
     """
     def spec_for(name: str, kwargs: dict[str, Any] | None = None) -> VerifierSpec:
         named = reward.verifiers.get(name)
         if named is not None:
-            return VerifierSpec(named.verifier, _with_url(named.kwargs, judge_url), named.timeout_s)
-        return VerifierSpec(name, _with_url(kwargs or {}, judge_url))
+            return VerifierSpec(named.verifier, _with_url(named.kwargs, judge_url, judge_model), named.timeout_s)
+        return VerifierSpec(name, _with_url(kwargs or {}, judge_url, judge_model))
 
     specs = {DEFAULT_VERIFIER: spec_for(reward.verifier, reward.verifier_kwargs)}
     for name in sorted({n for n in row_verifiers if n is not None}):
@@ -38,14 +40,16 @@ def build_specs(
     return specs
 
 
-def _with_url(value: Any, url: str | None) -> Any:
+def _with_url(value: Any, url: str | None, model: str | None) -> Any:
     if isinstance(value, dict):
-        out = {k: _with_url(v, url) for k, v in value.items()}
+        out = {k: _with_url(v, url, model) for k, v in value.items()}
         if out.get("base_url") == JUDGE_SERVER_URL:
             if url is None:
                 raise ValueError(f"base_url: {JUDGE_SERVER_URL} needs reward.judge_server to be running")
             out["base_url"] = url
+            if model is not None:
+                out.setdefault("model", model)
         return out
     if isinstance(value, list):
-        return [_with_url(v, url) for v in value]
+        return [_with_url(v, url, model) for v in value]
     return value

@@ -73,8 +73,11 @@ def test_judge_server_url_is_substituted(tmp_path: Path, base: dict) -> None:
     }
     cfg = _load(tmp_path, base)
     assert cfg.reward.judge_server.model == str(tmp_path / "sub" / "judge_model")  # local dir: made absolute
-    specs = build_specs(cfg.reward, [], judge_url="http://10.0.0.2:8123/v1")
-    assert specs[DEFAULT_VERIFIER].kwargs["terms"][0]["kwargs"]["base_url"] == "http://10.0.0.2:8123/v1"
+    specs = build_specs(cfg.reward, [], judge_url="http://10.0.0.2:8123/v1", judge_model="served")
+    assert specs[DEFAULT_VERIFIER].kwargs["terms"][0]["kwargs"] == {"base_url": "http://10.0.0.2:8123/v1", "model": "j"}
+    base["reward"]["verifier_kwargs"]["terms"][0]["kwargs"].pop("model")
+    specs = build_specs(_load(tmp_path, base).reward, [], judge_url="http://h:1/v1", judge_model="served")
+    assert specs[DEFAULT_VERIFIER].kwargs["terms"][0]["kwargs"] == {"base_url": "http://h:1/v1", "model": "served"}
     with pytest.raises(ValueError, match="judge_server to be running"):
         build_specs(cfg.reward, [])
     base["reward"]["judge_server"]["model"] = "TIGER-Lab/general-verifier"  # a hub id stays as it is

@@ -265,6 +265,7 @@ def test_weighted_sum_adds_terms_and_reports_parts() -> None:
     assert good.score == pytest.approx(1.0 + 0.5 - 0.5)
     assert good.correct and good.details["terms"] == {"correct": 1.0, "format": 1.0, "length": -0.5}
     assert good.details["reason"] == "ok" and good.details["extracted"] == "4"
+    assert good.details["term_reasons"] == {"correct": "ok", "format": "ok", "length": "soft_overlong"}
     wrong_format = verifier.score(_s("\\boxed{4}", "4", tokens=10))
     assert wrong_format.score == pytest.approx(1.0) and wrong_format.correct
 

@@ -43,7 +43,8 @@ class WeightedSum:
     Terms that score batches (model judges) are called with the whole chunk; ``batch_size`` is the
     largest of theirs, or 1 when no term batches (then the pool's deadline applies per sample).
 
-    details: the ``correct_from`` term's details, plus ``terms`` (``{name: score}``) and ``gated``.
+    details: the ``correct_from`` term's details, plus ``terms`` (``{name: score}``), ``term_reasons``
+    (``{name: reason}``) and ``gated``.
     """
 
     name = "compose"
@@ -81,6 +82,12 @@ class WeightedSum:
         sizes = [int(getattr(t.verifier, "batch_size", 32)) for t in self.terms if _batched(t.verifier)]
         self.batch_size = max(sizes) if sizes else 1
 
+    def check(self) -> None:
+        """Run the start-up checks of the terms that have one (e.g. a model judge's endpoint probe)."""
+        for term in self.terms:
+            if callable(getattr(term.verifier, "check", None)):
+                term.verifier.check()
+
     def score(self, sample: VerifySample) -> VerifyResult:
         return self.score_batch([sample])[0]
 
@@ -94,6 +101,7 @@ class WeightedSum:
         gated = any(not parts[name].correct for name in self.requires)
         details = dict(main.details)
         details["terms"] = {name: r.score for name, r in parts.items()}
+        details["term_reasons"] = {name: r.details.get("reason") for name, r in parts.items()}
         details["gated"] = gated
         if gated:
             failed = [name for name in self.requires if not parts[name].correct]
