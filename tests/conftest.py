@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,13 @@ def tiny_model() -> Path:
 @pytest.fixture(scope="session")
 def tiny_data() -> Path:
     return TINY / "data"
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``condition`` every 0.1 s until it holds or ``timeout_s`` passes; its last value."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()

@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from rlvr.remote import init_ray, wait
 from rlvr.verify import VerifierPool, VerifySample
 from rlvr.verify.judge_client import JudgeConfigError
 from rlvr.verify.judge_server import JudgeServer, launch_judge_server, shutdown_judge_server
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +35,6 @@ SERVED = "tiny-judge"
 VLLM_ARGS = {"max_model_len": 256, "served_model_name": SERVED}
 PLUS_FOUR = "Q: {answer}+4="  # the tiny model answers "Q: 3+4=" with "7"
 
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _leftovers(pgid: int, port: int) -> list[str]:
@@ -66,7 +58,7 @@ def _posts(log_path: str, path: str) -> int:
 
 
 def _expect_posts(info: dict[str, Any], path: str, count: int) -> None:
-    assert _wait_for(lambda: _posts(info["log_path"], path) == count, 5.0), (
+    assert wait_for(lambda: _posts(info["log_path"], path) == count, 5.0), (
         f"{_posts(info['log_path'], path)} POST /v1/{path} logged, expected {count}"
     )
 
@@ -83,7 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterat
     assert info["model"] == SERVED and judge.alive()
     yield info
     judge.stop()
-    assert _wait_for(lambda: not _leftovers(info["pgid"], info["port"]), 10), _leftovers(info["pgid"], info["port"])
+    assert wait_for(lambda: not _leftovers(info["pgid"], info["port"]), 10), _leftovers(info["pgid"], info["port"])
 
 
 def judge(info: dict[str, Any], **kwargs: Any) -> JudgeVerifier:
@@ -181,6 +173,6 @@ def test_judge_server_as_a_ray_actor(tiny_model: Path, tmp_path: Path) -> None:
         assert result.details["judge_output"] == "7" and result.details["reason"] == "no_verdict"
         shutdown_judge_server(handle)
         leftovers = _leftovers(info["pgid"], info["port"])
-        assert _wait_for(lambda: not _leftovers(info["pgid"], info["port"]), 30), leftovers
+        assert wait_for(lambda: not _leftovers(info["pgid"], info["port"]), 30), leftovers
     finally:
         ray.shutdown()

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from rlvr_verifiers.judge import DEFAULT_TEMPLATE, JudgeVerifier
 from rlvr.verify import VerifySample, judge_server
 from rlvr.verify.judge_client import JudgeClient, JudgeConfigError, JudgeUnavailableError
 from rlvr.verify.judge_server import JudgeServer, JudgeServerError, cli_flags
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "judge-model"
@@ -428,14 +429,6 @@ def test_cli_flags_and_reserved_arguments() -> None:
         JudgeServer("m", vllm_args={"port": 1})
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
 
 def _gone(pid: int) -> bool:
     try:
@@ -457,11 +450,11 @@ def test_supervisor_stops_the_server_when_its_owner_is_killed() -> None:
     owner = subprocess.Popen([sys.executable, "-c", owner_code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         supervisor = psutil.Process(int(owner.stdout.readline()))  # type: ignore[union-attr]
-        assert _wait_for(lambda: bool(supervisor.children()), 30), "supervisor never started its server"
+        assert wait_for(lambda: bool(supervisor.children()), 30), "supervisor never started its server"
         server = supervisor.children()[0].pid
         owner.kill()
         owner.wait(timeout=10)
-        assert _wait_for(lambda: _gone(server) and _gone(supervisor.pid), 15), "server outlived its owner"
+        assert wait_for(lambda: _gone(server) and _gone(supervisor.pid), 15), "server outlived its owner"
     finally:
         owner.kill()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import Literal
 
 from rlvr.verify.base import VerifyResult, VerifySample
@@ -43,6 +44,19 @@ class _Matcher:
             return None
         last = matches[-1]
         return last.group(1) if last.re.groups else last.group(0)
+
+    def grade(self, sample: VerifySample, matches: Callable[[str], bool]) -> VerifyResult:
+        """Extract the answer and score it with ``matches``; truncated and answerless responses fail."""
+        answer = self.answer(sample.response)
+        if sample.finish_reason == "length":
+            reason = "truncated"
+        elif answer is None:
+            reason = "no_answer"
+        else:
+            reason = "ok" if matches(answer) else "mismatch"
+        correct = reason == "ok"
+        extracted = answer[:200] if answer is not None else None
+        return VerifyResult(float(correct), correct, {"extracted": extracted, "reason": reason})
 
     def normalize(self, text: str) -> str:
         text = unicodedata.normalize("NFKC", text)
@@ -87,16 +101,8 @@ class ExactMatchVerifier(_Matcher):
         if self.aliases_key and sample.metadata:
             extra = sample.metadata.get(self.aliases_key) or []
             truths += [str(a) for a in (extra if isinstance(extra, list | tuple) else [extra])]
-        answer = self.answer(sample.response)
-        if sample.finish_reason == "length":
-            reason = "truncated"
-        elif answer is None:
-            reason = "no_answer"
-        else:
-            reason = "ok" if self.normalize(answer) in {self.normalize(t) for t in truths} else "mismatch"
-        correct = reason == "ok"
-        extracted = answer[:200] if answer is not None else None
-        return VerifyResult(float(correct), correct, {"extracted": extracted, "reason": reason})
+        accepted = {self.normalize(t) for t in truths}
+        return self.grade(sample, lambda answer: self.normalize(answer) in accepted)
 
 
 class RegexMatchVerifier(_Matcher):
@@ -130,15 +136,5 @@ class RegexMatchVerifier(_Matcher):
             pattern = re.compile(sample.ground_truth, self.flags)
         except re.error as err:
             raise ValueError(f"ground truth {sample.ground_truth!r} is not a valid regular expression: {err}") from None
-        answer = self.answer(sample.response)
-        if sample.finish_reason == "length":
-            reason = "truncated"
-        elif answer is None:
-            reason = "no_answer"
-        else:
-            text = self.normalize(answer).strip()
-            found = pattern.fullmatch(text) if self.how == "fullmatch" else pattern.search(text)
-            reason = "ok" if found else "mismatch"
-        correct = reason == "ok"
-        extracted = answer[:200] if answer is not None else None
-        return VerifyResult(float(correct), correct, {"extracted": extracted, "reason": reason})
+        find = pattern.fullmatch if self.how == "fullmatch" else pattern.search
+        return self.grade(sample, lambda answer: find(self.normalize(answer).strip()) is not None)
