@@ -11,10 +11,11 @@ How one run goes (a ``subprocess`` chain, so it works from threads, Ray actors a
   processes, and a private mount table. If our process dies, the chain dies with it (parent-death signals).
 * :mod:`rlvr.verify.sandbox_init`, run as a script, is PID 1 of the new PID namespace. As root it mounts a fresh
   ``/proc``, makes every mount read-only, mounts small size-capped tmpfs on ``/tmp`` (the program's cwd and
-  HOME), ``/var/tmp`` and ``/dev/shm``, forks the program, and enforces the wall-clock deadline itself. When the
-  program exits or overruns, PID 1 exits and the kernel SIGKILLs everything left in the namespace, so a fork bomb
-  or a grandchild that ignores signals cannot survive; the scratch tmpfs vanish with the namespace, so nothing is
-  left on the host even when our own process is SIGKILLed mid-run.
+  HOME are a fresh directory in it), ``/var/tmp`` and ``/dev/shm``, forks the program, and enforces the
+  wall-clock deadline itself. When the program exits or overruns, PID 1 exits and the kernel SIGKILLs
+  everything left in the namespace, so a fork bomb or a grandchild that ignores signals cannot survive; the
+  scratch tmpfs vanish with the namespace, so nothing is left on the host even when our own process is
+  SIGKILLed mid-run.
 * The program runs ``python -I main.py`` with RLIMIT_CPU/AS/FSIZE/NPROC/NOFILE and CORE=0, a clean environment,
   no capabilities, ``no_new_privs``, and, when we are root, a uid/gid of its own (unique among concurrent runs,
   from 0x70000000 up): RLIMIT_NPROC counts processes per uid and never applies to uid 0, and a fixed uid such

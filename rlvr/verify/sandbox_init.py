@@ -16,7 +16,9 @@ import sys
 import time
 
 _SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
-_WORKDIR = "/tmp"
+# The program's cwd and HOME, a fresh directory in the /tmp tmpfs (not /tmp itself, where an interpreter that
+# lives under /tmp is re-exposed).
+_WORKDIR = "/tmp/rlvr-sandbox"
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_BIND, _MS_REC = 2, 4, 8, 32, 4096, 16384
 _MS_RDONLY = 1
 _MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID = 0x1, 0x2
@@ -127,6 +129,9 @@ def _setup_filesystem(libc: _Sys, config: dict) -> None:
             options = f"size={config['disk_bytes']},nr_inodes=16384,mode=0700{owner}"
             libc.mount("tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV, options)
     _reexpose(libc, held)  # an interpreter that lived under a scratch dir
+    os.mkdir(_WORKDIR, 0o700)
+    if uid is not None:
+        os.chown(_WORKDIR, uid, uid)
     for name, content in config["files"].items():
         fd = os.open(os.path.join(_WORKDIR, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with open(fd, "wb") as f:

@@ -115,7 +115,7 @@ def test_runs_isolated_unprivileged_with_clean_environment(monkeypatch: pytest.M
     info = json.loads(result.stdout)
     if sandbox._own_uids_available():
         assert info["uid"] in UID_RANGE and info["gid"] == info["uid"] and info["groups"] == []
-    assert info["cwd"] == "/tmp" and info["env"]["HOME"] == "/tmp"
+    assert info["cwd"] == "/tmp/rlvr-sandbox" and info["env"]["HOME"] == "/tmp/rlvr-sandbox"
     assert "RLVR_TEST_SECRET" not in info["env"] and "PYTHONPATH" not in info["env"]
     assert info["isolated"] == 1
     assert info["pids"][0] == 1 and len(info["pids"]) <= 3  # its own PID namespace: init, the program (+ ps)
