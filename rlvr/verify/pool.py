@@ -19,6 +19,7 @@ guard its entry point with ``if __name__ == "__main__":``.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -326,6 +327,7 @@ def _kill(worker: _Worker) -> None:
 def _worker_main(conn: Connection, specs: dict[str, VerifierSpec], base_dir: str | None) -> None:
     """Build the verifiers, report ready (or the traceback), then score until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it kills us
+    _exit_with_parent(os.getppid())
     try:
         verifiers = {name: load_verifier(vs.spec, vs.kwargs, base_dir) for name, vs in specs.items()}
     except BaseException:
@@ -342,6 +344,24 @@ def _worker_main(conn: Connection, specs: dict[str, VerifierSpec], base_dir: str
             conn.send(reply)
         except Exception as exc:  # unpicklable details: report it instead of dying as a "crash"
             conn.send(("error", f"error: {type(exc).__name__}: cannot send result: {exc}"))
+
+
+def _exit_with_parent(parent: int, interval_s: float = 0.5) -> None:
+    """Exit when the pool's process is gone, even mid-verification.
+
+    An owner that is SIGKILLed never closes the pool, and a worker stuck in a verifier never reads the
+    EOF on its pipe. PR_SET_PDEATHSIG would fire when the *thread* that spawned the worker exits (pools
+    respawn workers from whichever thread is scoring), so a watchdog thread compares the parent pid
+    instead. It needs the GIL, which pure-Python work (sympy) hands over every few milliseconds; a C
+    extension that holds it (a catastrophic ``re`` match) delays the exit until it returns.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rlvr-verify-watchdog", daemon=True).start()
 
 
 def _score_task(verifier: Any, samples: list[VerifySample]) -> tuple[str, Any]:

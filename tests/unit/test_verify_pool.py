@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -287,3 +288,43 @@ def test_submit_scores_in_the_background(pool: VerifierPool) -> None:
     second = pool.submit([_sample("7", "7")], ["exact_int"])
     assert [r.correct for r in first.result(timeout=10)] == [True, False]
     assert second.result(timeout=10)[0].correct
+
+
+def test_workers_exit_when_their_owner_is_killed(plugin_dir: Path) -> None:
+    """A driver SIGKILLed while a worker is stuck in a verifier leaves no worker behind."""
+    script = textwrap.dedent(f"""
+        import os, sys
+        from rlvr.verify import VerifierPool, VerifySample
+        if __name__ == "__main__":
+            pool = VerifierPool({{"sleeps": ("plugins.py:SleepsForever", {{}})}}, num_workers=2, timeout_s=600,
+                                base_dir={str(plugin_dir)!r})
+            print(" ".join(str(w.process.pid) for w in pool._workers), flush=True)
+            pool.score_batch([VerifySample("Q", "x", "")] * 2, ["sleeps"] * 2)
+    """)
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        pids = [int(p) for p in owner.stdout.readline().split()]
+        assert len(pids) == 2
+        time.sleep(1.0)  # both workers are now inside SleepsForever.score
+        assert all(_alive(pid) for pid in pids)
+        owner.kill()
+        owner.wait(timeout=10)
+        deadline = time.monotonic() + 5.0
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        owner.kill()
+        for pid in pids:  # on failure, do not leave the orphans to the rest of the suite
+            if _alive(pid):
+                os.kill(pid, 9)
+
+
+def _alive(pid: int) -> bool:
+    """Running (not a zombie) process ``pid``."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
