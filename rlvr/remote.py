@@ -1,16 +1,21 @@
 """Ray plumbing shared by the role groups: starting Ray, and waiting on remote calls with a deadline.
 
-Every remote call rlvr makes goes through `wait`, so a dead actor is reported with its role at
-once (Ray raises as soon as the actor dies) and a stuck one after its deadline, never a hang.
+Every remote call rlvr makes goes through `wait`, so a dead actor is reported at once (Ray raises as
+soon as the actor dies) and a stuck one after its deadline, never a hang. Groups `track` their actors,
+so the report names the actor's role, node and pid and shows the tail of its log.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+_ROLES: dict[str, str] = {}  # actor id (hex) -> role, e.g. "rollout engine 1"
+_LOG_LINES = 20
 
 
 class WorkerError(RuntimeError):
@@ -32,16 +37,72 @@ def init_ray(address: str | None, num_cpus: int | None, needed_cpus: int) -> Non
 
 
 def wait(refs: Any, timeout_s: float, what: str) -> Any:
-    """``ray.get`` with a deadline and an error that says which role failed and how."""
+    """``ray.get`` with a deadline and an error that says which actor failed, where, and how."""
     try:
         return ray.get(refs, timeout=timeout_s)
     except GetTimeoutError:
-        raise WorkerError(f"{what}: no answer within {timeout_s:.0f} s") from None
+        late = [_describe(actor) for actor in _unanswered(refs)]
+        who = f" from {'; '.join(head for head, _ in late)}" if late else ""
+        raise WorkerError(f"{what}: no answer within {timeout_s:.0f} s{who}{''.join(log for _, log in late)}") from None
     except RayActorError as err:
-        raise WorkerError(f"{what}: the worker died: {err}") from None
+        head, log = _describe(getattr(err, "actor_id", None))
+        lines = str(err).strip().splitlines()
+        why = next((line.strip() for line in lines if "exit detail" in line.lower()), lines[0] if lines else "")
+        raise WorkerError(f"{what}: {head} died. {why[:300]}{log}") from None
     except RayTaskError as err:
         cause = err.cause if getattr(err, "cause", None) is not None else err
         raise WorkerError(f"{what} failed: {type(cause).__name__}: {cause}\n{err}") from None
+
+
+def track(handle: Any, role: str) -> None:
+    """Name an actor for failure reports."""
+    _ROLES[handle._actor_id.hex()] = role
+
+
+def _unanswered(refs: Any) -> list[str]:
+    """Actor ids of the calls in ``refs`` that have not returned."""
+    refs = refs if isinstance(refs, list) else [refs]
+    _, pending = ray.wait(refs, num_returns=len(refs), timeout=0)
+    ids = []
+    for ref in pending:
+        try:
+            ids.append(ref.task_id().actor_id().hex())
+        except Exception:  # a task, not an actor call
+            continue
+    return list(dict.fromkeys(ids))
+
+
+def _describe(actor_id: str | None) -> tuple[str, str]:
+    """("rollout engine 0 (node 10.0.0.2, pid 123, state DEAD)", the tail of its log when it is on this node)."""
+    if actor_id is None:
+        return "a worker", ""
+    role = _ROLES.get(actor_id, f"actor {actor_id[:8]}")
+    try:
+        from ray._private import state  # the GCS's view; works without the dashboard
+
+        info = state.actors(actor_id) or {}
+    except Exception:
+        info = {}
+    node, pid = (info.get("Address") or {}).get("IPAddress"), info.get("Pid")
+    head = f"{role} (node {node or '?'}, pid {pid or '?'}, state {info.get('State', '?')})"
+    log = _log_tail(pid) if pid else None
+    return head, f"\n  last lines of the log of {role} ({log[0]}):\n{log[1]}" if log else ""
+
+
+def _log_tail(pid: int) -> tuple[str, str] | None:
+    """(path, last lines) of the Ray worker log for ``pid`` on this machine, if there is one."""
+    try:
+        logs = ray._private.worker._global_node.get_logs_dir_path()
+    except Exception:
+        logs = "/tmp/ray/session_latest/logs"
+    for path in glob.glob(os.path.join(logs, f"worker-*-{pid}.err")):
+        try:
+            with open(path, errors="replace") as f:
+                lines = [line.rstrip() for line in f.readlines()[-_LOG_LINES:]]
+        except OSError:
+            continue
+        return path, "\n".join(f"    {line}" for line in lines) or "    (empty)"
+    return None
 
 
 def shard_ranges(n: int, parts: int) -> list[range]:

@@ -15,7 +15,7 @@ import ray
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import TrainRows
 from rlvr.learner.worker import LearnerWorker
-from rlvr.remote import shard_ranges, wait
+from rlvr.remote import shard_ranges, track, wait
 
 
 def _free_port() -> int:
@@ -35,6 +35,8 @@ class LearnerGroup:
         actor = ray.remote(num_cpus=1, num_gpus=gpus)(worker_cls)
         addr, port = ray.util.get_node_ip_address(), _free_port()
         self.workers = [actor.remote(cfg, rank, n, addr, port) for rank in range(n)]
+        for rank, w in enumerate(self.workers):
+            track(w, f"{'policy learner' if role == 'actor' else role} rank {rank}")
         # Start loading now; `setup` waits, so the rollout engines can start meanwhile.
         self._setup_refs = [w.setup.remote() for w in self.workers]
 

@@ -10,7 +10,7 @@ from typing import Any
 import ray
 
 from rlvr.config.schema import RecipeConfig
-from rlvr.remote import WorkerError, shard_ranges, wait
+from rlvr.remote import WorkerError, shard_ranges, track, wait
 from rlvr.rollout.worker import RolloutWorker, Sample
 
 
@@ -31,6 +31,8 @@ class RolloutGroup:
             )
             for i in range(r.num_engines)
         ]
+        for i, w in enumerate(self.workers):
+            track(w, f"rollout engine {i}")
 
     def wait_ready(self) -> list[dict[str, Any]]:
         return wait([w.ready.remote() for w in self.workers], self.timeout_s, "rollout engine start-up")

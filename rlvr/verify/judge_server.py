@@ -210,12 +210,13 @@ def launch_judge_server(
     """
     import ray
 
-    from rlvr.remote import wait
+    from rlvr.remote import track, wait
 
     actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0)(JudgeServer)
     handle = actor.options(name=name).remote(
         model, vllm_args=dict(vllm_args or {}), env=dict(env or {}), log_dir=log_dir, ready_timeout_s=ready_timeout_s
     )
+    track(handle, "judge server")
     try:
         info = wait(handle.start.remote(), ready_timeout_s + 60.0, "judge server start-up")
     except BaseException:
