@@ -39,6 +39,15 @@ def report(run_dir: Path) -> None:
     print(f"generation throughput: {tps:.0f} tokens/s")
 
 
+def train_default(name: str, overrides: list[str]) -> Path:
+    """Run the default recipe through the CLI (with ``overrides``) and return its run directory."""
+    out = ROOT / "runs" / "bench"
+    cmd = [sys.executable, "-m", "rlvr.cli", "train", str(ROOT / "recipes" / "tiny_arith_grpo.yaml"),
+           f"run.output_dir={out}", f"run.name={name}", *overrides]
+    proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return Path(proc.stdout.strip().splitlines()[-1].removeprefix("done: "))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", nargs="?")
@@ -46,11 +55,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     if args.train:
-        out = ROOT / "runs" / "bench"
-        cmd = [sys.executable, "-m", "rlvr.cli", "train", str(ROOT / "recipes" / "tiny_arith_grpo.yaml"),
-               f"run.output_dir={out}", "run.name=step_breakdown", *args.overrides]
-        proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        run_dir = Path(proc.stdout.strip().splitlines()[-1].removeprefix("done: "))
+        run_dir = train_default("step_breakdown", args.overrides)
     elif args.run_dir:
         run_dir = Path(args.run_dir)
     else:
