@@ -128,7 +128,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # Overrides may follow options (`train R.yaml --ray-address auto a.b=1`); argparse alone stops the
+    # positional list at the first option, so the rest of the KEY=VALUE words are collected here.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "validate":
         return _validate(args.recipes)
     if args.command == "verify":

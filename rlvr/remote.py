@@ -54,6 +54,15 @@ def wait(refs: Any, timeout_s: float, what: str) -> Any:
         raise WorkerError(f"{what} failed: {type(cause).__name__}: {cause}\n{err}") from None
 
 
+def placement() -> dict[str, Any]:
+    """Where the calling actor runs: ``node`` ("host/ray-node-id", distinct for two raylets on one
+    machine), ``ip`` and ``pid``. Actors return it from their readiness calls."""
+    import socket
+
+    node_id = ray.get_runtime_context().get_node_id()
+    return {"node": f"{socket.gethostname()}/{node_id[:8]}", "ip": ray.util.get_node_ip_address(), "pid": os.getpid()}
+
+
 def track(handle: Any, role: str) -> None:
     """Name an actor for failure reports."""
     _ROLES[handle._actor_id.hex()] = role

@@ -93,7 +93,7 @@ class Session:
         self.sync = WeightSync(self.learners, self.rollouts)
         self.log.info(
             f"ready in {time.perf_counter() - t0:.1f} s: {cfg.learner.num_ranks} learner rank(s) "
-            f"({info['params'] / 1e6:.2f}M params), {len(placed)} rollout engine(s) on "
+            f"({info['params'] / 1e6:.2f}M params) on {info['nodes']}, {len(placed)} rollout engine(s) on "
             f"{sorted({p['node'] for p in placed})}"
         )
 

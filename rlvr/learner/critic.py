@@ -51,7 +51,7 @@ class CriticWorker(LearnerWorker):
         ds["optimizer"]["params"]["lr"] = cfg.algorithm.critic_lr
         ds.pop("scheduler", None)  # the policy's warm-up schedule is not the critic's
         self._initialize(model, ds)
-        return {"params": sum(p.numel() for p in model.parameters())}
+        return {"params": sum(p.numel() for p in model.parameters()), **self.ready()}
 
     def _values(self, mb: MicroBatch) -> torch.Tensor:
         out = self.engine(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # [B, L, 1]

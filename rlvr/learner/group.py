@@ -41,8 +41,9 @@ class LearnerGroup:
         self._setup_refs = [w.setup.remote() for w in self.workers]
 
     def setup(self) -> dict[str, Any]:
-        """Wait for every rank to build its DeepSpeed engine; rank 0's summary."""
-        return wait(self._setup_refs, self.timeout_s, "learner setup")[0]
+        """Wait for every rank to build its DeepSpeed engine; rank 0's summary and every rank's ``nodes``."""
+        results = wait(self._setup_refs, self.timeout_s, f"{self.role} setup")
+        return {**results[0], "nodes": sorted({r["node"] for r in results})}
 
     def _shards(self, rows: TrainRows) -> list[TrainRows]:
         return [rows.select(list(r)) for r in shard_ranges(len(rows), len(self.workers))]

@@ -49,9 +49,9 @@ class LearnerWorker:
         self.temperature = cfg.rollout.temperature
 
     def ready(self) -> dict[str, Any]:
-        import socket
+        from rlvr.remote import placement
 
-        return {"node": socket.gethostname(), "pid": os.getpid(), "rank": self.rank}
+        return {**placement(), "rank": self.rank}
 
     def _init_rank(self) -> dict[str, Any]:
         """What every rank of every role does first: seed, join the process group, load the
@@ -95,7 +95,7 @@ class LearnerWorker:
             ref_model.requires_grad_(False)
             self.ref, *_ = deepspeed.initialize(model=ref_model, config=inference_config(cfg, self.world_size))
             self.ref.eval()
-        return {"params": sum(p.numel() for p in model.parameters()), "tied_embeddings": self.tied}
+        return {"params": sum(p.numel() for p in model.parameters()), "tied_embeddings": self.tied, **self.ready()}
 
     # ---- micro-batching -------------------------------------------------------------------
 

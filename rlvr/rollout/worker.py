@@ -57,9 +57,9 @@ class RolloutWorker:
         self.weight_version = 0
 
     def ready(self) -> dict[str, Any]:
-        import socket
+        from rlvr.remote import placement
 
-        return {"node": socket.gethostname(), "pid": os.getpid()}
+        return placement()
 
     def generate(
         self,

@@ -165,3 +165,15 @@ def test_cli_validate(tmp_path: Path, base: dict) -> None:
     proc = subprocess.run([sys.executable, "-m", "rlvr.cli", "validate", str(tmp_path / "none.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "does not exist" in proc.stderr
+
+
+def test_cli_overrides_may_follow_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from rlvr.cli import main
+
+    assert main(["train", str(DEFAULT_RECIPE), "--ray-address", "auto", "run.steps=3", "--print-config",
+                 "rollout.n=4"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert (printed["run"]["steps"], printed["rollout"]["n"], printed["ray"]["address"]) == (3, 4, "auto")
+    with pytest.raises(SystemExit):
+        main(["train", str(DEFAULT_RECIPE), "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err

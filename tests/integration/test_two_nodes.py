@@ -1,0 +1,40 @@
+"""The tiny recipe on a two-"node" Ray cluster (two raylets on this machine, 2 CPUs each): rlvr attaches
+with --ray-address, and its 2 engines and 2 learner ranks (one CPU each) land on both nodes, as the run's
+log shows."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ray.cluster_utils import Cluster
+
+from tests.conftest import DEFAULT_RECIPE
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def test_workers_land_on_both_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "rlvr.cli", "train", str(DEFAULT_RECIPE), "--ray-address", cluster.address,
+           "run.steps=2", f"run.output_dir={tmp_path}", "rollout.num_engines=2", "learner.num_ranks=2",
+           "eval.data=[]"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ready = next(line for line in proc.stdout.splitlines() if line.startswith("ready in "))
+    match = re.search(r"learner rank\(s\) \(.*?\) on (\[.*?\]), 2 rollout engine\(s\) on (\[.*?\])", ready)
+    assert match, ready
+    learner_nodes, engine_nodes = ast.literal_eval(match.group(1)), ast.literal_eval(match.group(2))
+    assert len(set(learner_nodes) | set(engine_nodes)) == 2, ready  # both raylets host workers
+    assert "step 2/2" in proc.stdout
