@@ -70,8 +70,11 @@ def track(handle: Any, role: str) -> None:
 
 def _unanswered(refs: Any) -> list[str]:
     """Actor ids of the calls in ``refs`` that have not returned."""
-    refs = refs if isinstance(refs, list) else [refs]
-    _, pending = ray.wait(refs, num_returns=len(refs), timeout=0)
+    refs = list(dict.fromkeys(refs if isinstance(refs, list) else [refs]))
+    try:
+        _, pending = ray.wait(refs, num_returns=len(refs), timeout=0)
+    except Exception:  # the report must not replace the error it is part of
+        return []
     ids = []
     for ref in pending:
         try:
