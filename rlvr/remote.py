@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import socket
 from typing import Any
 
 import ray
@@ -54,11 +55,16 @@ def wait(refs: Any, timeout_s: float, what: str) -> Any:
         raise WorkerError(f"{what} failed: {type(cause).__name__}: {cause}\n{err}") from None
 
 
+def free_port(host: str = "") -> int:
+    """A TCP port free on ``host`` ("" = every interface) right now, for a server started next."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def placement() -> dict[str, Any]:
     """Where the calling actor runs: ``node`` ("host/ray-node-id", distinct for two raylets on one
     machine), ``ip`` and ``pid``. Actors return it from their readiness calls."""
-    import socket
-
     node_id = ray.get_runtime_context().get_node_id()
     return {"node": f"{socket.gethostname()}/{node_id[:8]}", "ip": ray.util.get_node_ip_address(), "pid": os.getpid()}
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,3 +45,23 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
             return True
         time.sleep(0.1)
     return condition()
+
+
+def running(pid: int) -> bool:
+    """Is ``pid`` a live process (not gone, not an unreaped zombie)?"""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def processes_with(text: str) -> list[int]:
+    """PIDs of the live processes whose command line contains ``text``."""
+    pids = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if text in " ".join(proc.info["cmdline"] or []) and running(proc.pid):
+                pids.append(proc.pid)
+        except psutil.Error:
+            continue
+    return pids

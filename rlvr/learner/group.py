@@ -7,7 +7,6 @@ how the batch is split.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import ray
@@ -15,13 +14,7 @@ import ray
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import TrainRows
 from rlvr.learner.worker import LearnerWorker
-from rlvr.remote import shard_ranges, track, wait
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
+from rlvr.remote import free_port, shard_ranges, track, wait
 
 
 class LearnerGroup:
@@ -33,7 +26,7 @@ class LearnerGroup:
         n = cfg.learner.num_ranks
         gpus = gpu_share if ray.cluster_resources().get("GPU", 0) > 0 else 0
         actor = ray.remote(num_cpus=1, num_gpus=gpus)(worker_cls)
-        addr, port = ray.util.get_node_ip_address(), _free_port()
+        addr, port = ray.util.get_node_ip_address(), free_port()
         self.workers = [actor.remote(cfg, rank, n, addr, port) for rank in range(n)]
         for rank, w in enumerate(self.workers):
             track(w, f"{'policy learner' if role == 'actor' else role} rank {rank}")

@@ -10,7 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Verifier", "VerifyResult", "VerifySample"]
+__all__ = ["DEFAULT_BATCH_SIZE", "Verifier", "VerifyResult", "VerifySample", "batch_size_of", "scores_batches"]
+
+DEFAULT_BATCH_SIZE = 32
+"""Chunk size for a verifier that has ``score_batch`` but no ``batch_size``."""
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,23 @@ class Verifier(Protocol):
     name: str
 
     def score(self, sample: VerifySample) -> VerifyResult: ...
+
+
+def scores_batches(verifier: Any) -> bool:
+    """Does ``verifier`` take whole chunks (an optional ``score_batch(samples)``, e.g. a model judge)?"""
+    return callable(getattr(verifier, "score_batch", None))
+
+
+def batch_size_of(verifier: Any) -> int:
+    """How many samples one call may hand ``verifier``: 1 unless it scores batches, then its
+    ``batch_size`` (default :data:`DEFAULT_BATCH_SIZE`).
+
+    Raises:
+        ValueError: ``batch_size`` is not a positive int.
+    """
+    if not scores_batches(verifier):
+        return 1
+    size = getattr(verifier, "batch_size", DEFAULT_BATCH_SIZE)
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {size!r}")
+    return size

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -93,13 +92,15 @@ class JudgeServer:
     def start(self) -> dict[str, Any]:
         """Start the server and wait until it answers; returns :meth:`info`. Raises JudgeServerError
         with the log's tail if it dies or is not ready within ``ready_timeout_s``."""
+        from rlvr.remote import free_port  # here, not at the top: the supervisor script imports this module
+
         if self._info is not None:
             return self._info
         host = self.host or _default_host()
         gpus = _assigned_gpus()
         deadline = time.monotonic() + self.ready_timeout_s
         for _ in range(3):  # a free port can be taken between probing it and the server binding it
-            port = self.port or _free_port(host)
+            port = self.port or free_port(host)
             self._spawn(host, port, gpus)
             try:
                 model = self._wait_ready(f"http://{host}:{port}", deadline)
@@ -285,12 +286,6 @@ def _default_host() -> str:
 
         return ray.util.get_node_ip_address()
     return "127.0.0.1"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _killpg(pgid: int) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rlvr.verify.base import VerifyResult, VerifySample
+from rlvr.verify.base import VerifyResult, VerifySample, batch_size_of, scores_batches
 from rlvr.verify.registry import load_verifier
 
 __all__ = ["VerifierPool", "VerifierPoolError", "VerifierSpec"]
@@ -366,7 +366,7 @@ def _exit_with_parent(parent: int, interval_s: float = 0.5) -> None:
 
 def _score_task(verifier: Any, samples: list[VerifySample]) -> tuple[str, Any]:
     """("ok", [(kind, result_or_reason) per sample]) or ("error", reason) for the whole task."""
-    if len(samples) == 1 or not callable(getattr(verifier, "score_batch", None)):
+    if len(samples) == 1 or not scores_batches(verifier):
         return "ok", [_score_one(verifier, s) for s in samples]
     try:
         results = list(verifier.score_batch(samples))
@@ -399,10 +399,7 @@ def _as_spec(value: VerifierSpec | tuple[str, Mapping[str, Any]]) -> VerifierSpe
 
 
 def _batch_size(name: str, verifier: Any) -> int:
-    """1 unless the verifier scores batches; then its ``batch_size`` (default 32)."""
-    if not callable(getattr(verifier, "score_batch", None)):
-        return 1
-    size = getattr(verifier, "batch_size", 32)
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"verifier {name!r}: batch_size must be a positive int, got {size!r}")
-    return size
+    try:
+        return batch_size_of(verifier)
+    except ValueError as err:
+        raise ValueError(f"verifier {name!r}: {err}") from None

@@ -11,20 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
-
-from tests.conftest import DEFAULT_RECIPE, wait_for
-
-
-def _rollout_actor_pids() -> list[int]:
-    pids = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            if " ".join(proc.info["cmdline"] or []).startswith("ray::RolloutWorker"):
-                pids.append(proc.pid)
-        except psutil.Error:
-            continue
-    return pids
+from tests.conftest import DEFAULT_RECIPE, processes_with, wait_for
 
 
 def test_killed_rollout_engine_is_reported_within_30s(tmp_path: Path) -> None:
@@ -37,7 +24,7 @@ def test_killed_rollout_engine_is_reported_within_30s(tmp_path: Path) -> None:
     reader.start()
     try:
         assert wait_for(lambda: any(line.startswith("step 2/") for line in lines), 600), "".join(lines[-50:])
-        victims = _rollout_actor_pids()
+        victims = processes_with("ray::RolloutWorker")
         assert len(victims) == 1, victims
         killed_at = time.monotonic()
         os.kill(victims[0], signal.SIGKILL)

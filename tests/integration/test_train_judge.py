@@ -14,26 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
 
 from rlvr.config import dump_recipe, load_recipe
 from rlvr.tracking import read_metrics
-from tests.conftest import DEFAULT_RECIPE
+from tests.conftest import DEFAULT_RECIPE, processes_with
 
 STEPS = 2
-
-
-def _servers() -> list[int]:
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            if "vllm.entrypoints.openai.api_server" in " ".join(proc.info["cmdline"] or []):
-                found.append(proc.pid)
-        except psutil.Error:
-            continue
-    return found
+SERVER = "vllm.entrypoints.openai.api_server"
 
 
 def test_train_with_a_served_judge_term(tmp_path: Path, tiny_model: Path) -> None:
@@ -56,7 +45,7 @@ def test_train_with_a_served_judge_term(tmp_path: Path, tiny_model: Path) -> Non
     })
     path = tmp_path / "judge_recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    before = set(_servers())
+    before = set(processes_with(SERVER))
     proc = subprocess.run([sys.executable, "-m", "rlvr.cli", "train", str(path)], capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -73,4 +62,4 @@ def test_train_with_a_served_judge_term(tmp_path: Path, tiny_model: Path) -> Non
     samples = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
     assert samples and all(set(s["details"]["terms"]) == {"correct", "judge"} for s in samples)
     assert {s["details"]["term_reasons"]["judge"] for s in samples} <= {"ok", "mismatch", "no_verdict"}
-    assert set(_servers()) <= before  # the judge server went down with the run
+    assert set(processes_with(SERVER)) <= before  # the judge server went down with the run

@@ -26,7 +26,7 @@ from rlvr_verifiers.judge import DEFAULT_TEMPLATE, JudgeVerifier
 from rlvr.verify import VerifySample, judge_server
 from rlvr.verify.judge_client import JudgeClient, JudgeConfigError, JudgeUnavailableError
 from rlvr.verify.judge_server import JudgeServer, JudgeServerError, cli_flags
-from tests.conftest import wait_for
+from tests.conftest import running, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "judge-model"
@@ -430,13 +430,6 @@ def test_cli_flags_and_reserved_arguments() -> None:
 
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 @pytest.mark.timeout(60)
 def test_supervisor_stops_the_server_when_its_owner_is_killed() -> None:
     """ray.kill SIGKILLs the actor; its server (a stand-in here) must not outlive it."""
@@ -454,7 +447,7 @@ def test_supervisor_stops_the_server_when_its_owner_is_killed() -> None:
         server = supervisor.children()[0].pid
         owner.kill()
         owner.wait(timeout=10)
-        assert wait_for(lambda: _gone(server) and _gone(supervisor.pid), 15), "server outlived its owner"
+        assert wait_for(lambda: not running(server) and not running(supervisor.pid), 15), "server outlived its owner"
     finally:
         owner.kill()
 
@@ -497,7 +490,7 @@ def _stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, **kwar
 
 
 def _group_alive(pgid: int) -> bool:
-    return any(not _gone(p.pid) for p in psutil.process_iter() if _pgid(p.pid) == pgid)
+    return any(running(p.pid) for p in psutil.process_iter() if _pgid(p.pid) == pgid)
 
 
 def _pgid(pid: int) -> int | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rlvr.verify import VerifierPool, VerifierPoolError, VerifierSpec, VerifySample
+from tests.conftest import running, wait_for
 
 TIMEOUT_S = 1.0
 
@@ -307,24 +308,13 @@ def test_workers_exit_when_their_owner_is_killed(plugin_dir: Path) -> None:
         pids = [int(p) for p in owner.stdout.readline().split()]
         assert len(pids) == 2
         time.sleep(1.0)  # both workers are now inside SleepsForever.score
-        assert all(_alive(pid) for pid in pids)
+        assert all(running(pid) for pid in pids)
         owner.kill()
         owner.wait(timeout=10)
-        deadline = time.monotonic() + 5.0
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(_alive(pid) for pid in pids)
+        assert wait_for(lambda: not any(running(pid) for pid in pids), 5.0)
     finally:
         owner.kill()
         for pid in pids:  # on failure, do not leave the orphans to the rest of the suite
-            if _alive(pid):
+            if running(pid):
                 os.kill(pid, 9)
 
-
-def _alive(pid: int) -> bool:
-    """Running (not a zombie) process ``pid``."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rlvr.verify.base import Verifier, VerifyResult, VerifySample
+from rlvr.verify.base import Verifier, VerifyResult, VerifySample, batch_size_of, scores_batches
 from rlvr.verify.registry import load_verifier
 
 __all__ = ["WeightedSum"]
@@ -79,8 +79,7 @@ class WeightedSum:
             raise ValueError("compose: 'requires' needs a 'fail_score'")
         self.requires = tuple(requires)
         self.fail_score = fail_score
-        sizes = [int(getattr(t.verifier, "batch_size", 32)) for t in self.terms if _batched(t.verifier)]
-        self.batch_size = max(sizes) if sizes else 1
+        self.batch_size = max(batch_size_of(t.verifier) for t in self.terms)
 
     def check(self) -> None:
         """Run the start-up checks of the terms that have one (e.g. a model judge's endpoint probe)."""
@@ -110,12 +109,8 @@ class WeightedSum:
         return VerifyResult(score, main.correct and not gated, details)
 
 
-def _batched(verifier: Any) -> bool:
-    return callable(getattr(verifier, "score_batch", None))
-
-
 def _score_all(verifier: Any, samples: Sequence[VerifySample]) -> list[VerifyResult]:
-    if _batched(verifier) and len(samples) > 1:
+    if scores_batches(verifier) and len(samples) > 1:
         results = list(verifier.score_batch(samples))
         if len(results) != len(samples):
             raise ValueError(f"{type(verifier).__name__}.score_batch returned {len(results)} for {len(samples)}")
