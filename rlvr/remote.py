@@ -15,6 +15,8 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
+from rlvr import preemption
+
 _ROLES: dict[str, str] = {}  # actor id (hex) -> role, e.g. "rollout engine 1"
 _LOG_LINES = 20
 
@@ -35,6 +37,7 @@ def init_ray(address: str | None, num_cpus: int | None, needed_cpus: int) -> Non
     else:
         cpus = num_cpus if num_cpus is not None else max(os.cpu_count() or 1, needed_cpus)
         ray.init(num_cpus=cpus, include_dashboard=False, runtime_env=env, log_to_driver=True)
+    preemption.rearm()  # ray.init replaced the driver's SIGTERM handler
 
 
 def wait(refs: Any, timeout_s: float, what: str) -> Any:
