@@ -18,6 +18,7 @@ import ray
 
 from rlvr.config import load_recipe
 from rlvr.data.dataset import build_rows
+from rlvr.placement import Placement
 from rlvr.remote import init_ray
 from rlvr.rollout.group import RolloutGroup
 from rlvr.rollout.worker import RolloutWorker
@@ -53,7 +54,7 @@ def main() -> None:
     prompts = [r.token_ids for r in rows[: args.prompts]]
     init_ray(None, None, 1)
     group = RolloutGroup(cfg, cfg.data.max_prompt_tokens + args.max_tokens, False, timeout_s=600,
-                         worker_cls=BenchWorker)
+                         placement=Placement.reserve(cfg, critic=False, timeout_s=60), worker_cls=BenchWorker)
     group.wait_ready()
     worker = group.workers[0]
     ray.get(worker.direct.remote(prompts, args.n, args.max_tokens, 0))  # warm-up

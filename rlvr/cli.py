@@ -120,6 +120,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(dump_recipe(cfg), end="")
         return 0
+    from rlvr.placement import ResourceError
     from rlvr.preemption import EXIT_PREEMPTED, Preempted, preemptible
     from rlvr.remote import WorkerError
     from rlvr.trainer import train
@@ -127,7 +128,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         with preemptible():
             run_dir = train(cfg)
-    except WorkerError as err:
+    except (WorkerError, ResourceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Preempted as sig:

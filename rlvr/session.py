@@ -36,6 +36,7 @@ class Session:
 
         from rlvr.algorithms import get_algorithm
         from rlvr.learner.group import LearnerGroup
+        from rlvr.placement import Placement
         from rlvr.remote import init_ray
         from rlvr.rollout.group import RolloutGroup
         from rlvr.verify import VerifierPool
@@ -58,11 +59,16 @@ class Session:
         self.eval_sets = {src.label: build_rows(src, cfg.data, tokenizer)[0] for src in cfg.eval.data}
         self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
 
-        critic_ranks = cfg.learner.num_ranks if cfg.algorithm.advantage == "gae" else 0
-        judge_cpus = math.ceil(cfg.reward.judge_server.num_cpus) if cfg.reward.judge_server else 0
+        critic_ranks = cfg.learner.num_ranks if self.algorithm.needs_critic else 0
+        js = cfg.reward.judge_server
+        actors = cfg.rollout.num_engines + cfg.learner.num_ranks + critic_ranks
         init_ray(cfg.ray.address, cfg.ray.num_cpus,
-                 cfg.rollout.num_engines + cfg.learner.num_ranks + critic_ranks + judge_cpus)
+                 math.ceil(actors * cfg.resources.cpus_per_worker + (js.num_cpus if js else 0)))
         self._stack.callback(ray.shutdown)
+        placement = Placement.reserve(cfg, self.algorithm.needs_critic, cfg.ray.startup_timeout_s,
+                                      extra_cpus=js.num_cpus if js else 0.0, extra_gpus=js.num_gpus if js else 0.0)
+        self._stack.callback(placement.remove)
+        self.log.info(f"placement: {placement.layout.summary}")
         judge_url, judge_model = self._start_judge_server() if cfg.reward.judge_server else (None, None)
         row_verifiers = [row.verifier for rows in [train_rows, *self.eval_sets.values()] for row in rows]
         self.verify = self._stack.enter_context(VerifierPool(
@@ -72,17 +78,16 @@ class Session:
         max_len = cfg.data.max_prompt_tokens + max(cfg.rollout.max_new_tokens, cfg.eval.max_new_tokens or 0)
         tied = bool(getattr(AutoConfig.from_pretrained(cfg.model.source, revision=cfg.model.revision),
                             "tie_word_embeddings", False))
-        share = 1.0 / (3 if self.algorithm.needs_critic else 2)  # colocated roles per GPU
-        self.learners = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, gpu_share=share)
+        self.learners = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, placement=placement)
         self._stack.callback(self.learners.shutdown)
-        self.rollouts = RolloutGroup(cfg, max_len, tied, timeout_s=cfg.ray.startup_timeout_s, gpu_share=share)
+        self.rollouts = RolloutGroup(cfg, max_len, tied, timeout_s=cfg.ray.startup_timeout_s, placement=placement)
         self._stack.callback(self.rollouts.shutdown)
         self.critic = None
         if self.algorithm.needs_critic:
             from rlvr.learner.critic import CriticWorker
 
-            self.critic = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, worker_cls=CriticWorker,
-                                       role="critic", gpu_share=share)
+            self.critic = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, placement=placement,
+                                       worker_cls=CriticWorker, role="critic")
             self._stack.callback(self.critic.shutdown)
         placed = self.rollouts.wait_ready()
         info = self.learners.setup()

@@ -111,6 +111,9 @@ class DataConfig(_Strict):
 class RolloutConfig(_Strict):
     num_engines: int = Field(1, ge=1)
     """Number of vLLM engines (Ray actors)."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    """GPUs per engine (vLLM tensor parallelism, its workers placed on the run's placement groups; an
+    engine never spans nodes). GPU only."""
     prompts_per_step: int = Field(32, ge=1)
     """Prompts per training step."""
     n: int = Field(8, ge=1)
@@ -127,6 +130,16 @@ class RolloutConfig(_Strict):
     """GPU only: fraction of device memory vLLM may use."""
     vllm: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments passed to ``vllm.LLM`` untouched."""
+    weight_transfer: Literal["auto", "reload", "nccl", "ipc"] = "auto"
+    """How updated weights reach the engines: ``reload`` (Ray's object store + vLLM's ``reload_weights``,
+    any hardware), ``nccl`` (vLLM's NCCL weight transfer broadcast from learner rank 0; GPU, engines on
+    their own GPUs), ``ipc`` (vLLM's CUDA IPC transfer; GPU, every engine on a GPU that holds a learner
+    rank). ``auto``: reload on CPU; on GPU ipc when colocated, nccl when split (``resources.colocate``).
+    nccl and ipc need CUDA: without it the engines refuse to start."""
+    sleep: Literal["auto", "on", "off"] = "auto"
+    """GPU only: vLLM sleep mode (level 2) between rollouts, so the learners get the engines' GPU memory
+    (weights and KV cache) while they train; the weight sync wakes the engines. ``auto``: on when
+    colocated on GPU. ``on`` without CUDA makes the engines refuse to start."""
 
 
 class AlgorithmConfig(_Strict):
@@ -356,6 +369,27 @@ class LoggingConfig(_Strict):
     """Generations (with scores) written to ``samples.jsonl`` per step."""
 
 
+class ResourcesConfig(_Strict):
+    """What the run occupies. rlvr reserves it with Ray placement groups before starting any worker and
+    checks it against the cluster first, so a recipe that does not fit fails at once, naming the shortfall.
+
+    GPU devices: colocated, learner rank r (with its reference model), critic rank r and engine slice r share
+    device r, so the run needs max(learner.num_ranks, num_engines x tensor_parallel_size) GPUs; split, the
+    learners (and critic ranks, sharing their devices) take the first learner.num_ranks devices and the
+    engines the next num_engines x tensor_parallel_size. Devices are reserved node by node (one placement
+    group per node, ``gpus_per_node`` bundles), so an engine's tensor-parallel group stays on one node.
+    On a CPU cluster every actor reserves ``cpus_per_worker`` CPUs and devices play no part."""
+
+    nodes: int | None = Field(None, ge=1)
+    """Nodes the run spans. None: as many as the devices need. Checked against the alive nodes."""
+    gpus_per_node: int | None = Field(None, ge=0)
+    """GPUs per node. None: what the cluster's nodes have (0 on a CPU cluster, which runs everything on CPU)."""
+    colocate: bool = True
+    """Rollout engines share devices with the learners (vLLM sleeps while they train) or have their own."""
+    cpus_per_worker: float = Field(1.0, gt=0)
+    """Logical CPUs reserved per actor (engine, learner rank, critic rank)."""
+
+
 class RayConfig(_Strict):
     address: str | None = None
     """Ray cluster to attach to (``auto`` or ``host:port``); None starts a local instance."""
@@ -380,6 +414,7 @@ class RecipeConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
     @field_validator("data")
@@ -414,6 +449,15 @@ class RecipeConfig(_Strict):
         ratio = self.algorithm.overlong_buffer_ratio
         if ratio and int(ratio * self.rollout.max_new_tokens) < 1:
             raise ValueError("algorithm.overlong_buffer_ratio * rollout.max_new_tokens is below one token")
+        tp = self.rollout.tensor_parallel_size
+        if "tensor_parallel_size" in self.rollout.vllm:
+            raise ValueError("rollout.vllm.tensor_parallel_size: set rollout.tensor_parallel_size instead "
+                             "(rlvr places each engine's GPUs itself)")
+        if self.resources.gpus_per_node and self.resources.gpus_per_node % tp:
+            raise ValueError(f"resources.gpus_per_node={self.resources.gpus_per_node} is not a multiple of "
+                             f"rollout.tensor_parallel_size={tp}: an engine cannot span nodes")
+        if self.resources.gpus_per_node == 0 and tp > 1:
+            raise ValueError(f"rollout.tensor_parallel_size={tp} needs GPUs, but resources.gpus_per_node is 0")
         longest = self.data.max_prompt_tokens + self.rollout.max_new_tokens
         if longest > self.learner.micro_batch_tokens:
             raise ValueError(

@@ -14,20 +14,22 @@ import ray
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import TrainRows
 from rlvr.learner.worker import LearnerWorker
-from rlvr.remote import free_port, shard_ranges, track, wait
+from rlvr.placement import Placement
+from rlvr.remote import shard_ranges, track, wait
 
 
 class LearnerGroup:
     def __init__(
-        self, cfg: RecipeConfig, timeout_s: float, worker_cls: type[LearnerWorker] = LearnerWorker,
-        role: str = "actor", gpu_share: float = 0.5,
+        self, cfg: RecipeConfig, timeout_s: float, placement: Placement,
+        worker_cls: type[LearnerWorker] = LearnerWorker, role: str = "actor",
     ) -> None:
         self.cfg, self.timeout_s, self.role = cfg, timeout_s, role
         n = cfg.learner.num_ranks
-        gpus = gpu_share if ray.cluster_resources().get("GPU", 0) > 0 else 0
-        actor = ray.remote(num_cpus=1, num_gpus=gpus)(worker_cls)
-        addr, port = ray.util.get_node_ip_address(), free_port()
-        self.workers = [actor.remote(cfg, rank, n, addr, port) for rank in range(n)]
+        slots = placement.layout.critics if role == "critic" else placement.layout.learners
+        actor = ray.remote(worker_cls)
+        addr, port = placement.free_port_at(slots[0])  # rank 0 hosts the process group's store
+        self.workers = [actor.options(**placement.options(slot)).remote(cfg, rank, n, addr, port)
+                        for rank, slot in enumerate(slots)]
         for rank, w in enumerate(self.workers):
             track(w, f"{'policy learner' if role == 'actor' else role} rank {rank}")
         # Start loading now; `setup` waits, so the rollout engines can start meanwhile.

@@ -10,26 +10,28 @@ from typing import Any
 import ray
 
 from rlvr.config.schema import RecipeConfig
+from rlvr.placement import Placement
 from rlvr.remote import WorkerError, shard_ranges, track, wait
 from rlvr.rollout.worker import RolloutWorker, Sample
 
 
 class RolloutGroup:
     def __init__(
-        self, cfg: RecipeConfig, max_model_len: int, tied_embeddings: bool, timeout_s: float,
-        worker_cls: type[RolloutWorker] = RolloutWorker, gpu_share: float = 0.5,
+        self, cfg: RecipeConfig, max_model_len: int, tied_embeddings: bool, timeout_s: float, placement: Placement,
+        worker_cls: type[RolloutWorker] = RolloutWorker,
     ) -> None:
         self.cfg, self.timeout_s = cfg, timeout_s
-        # colocated: an engine shares its GPU with a learner rank (and a critic rank, for PPO)
-        gpus = gpu_share if ray.cluster_resources().get("GPU", 0) > 0 else 0
-        actor = ray.remote(num_cpus=1, num_gpus=gpus)(worker_cls)
         r = cfg.rollout
+        vllm_kwargs = dict(r.vllm)
+        if r.tensor_parallel_size > 1:  # vLLM's Ray executor, workers on the engine's bundles (rlvr.placement)
+            vllm_kwargs.update(tensor_parallel_size=r.tensor_parallel_size, distributed_executor_backend="ray")
+        actor = ray.remote(worker_cls)
         self.workers = [
-            actor.options(name=None).remote(
+            actor.options(**placement.options(slot)).remote(
                 cfg.model.source, cfg.model.dtype, cfg.run.seed + i, max_model_len, r.kv_cache_gib,
-                r.gpu_memory_utilization, tied_embeddings, r.vllm,
+                r.gpu_memory_utilization, tied_embeddings, vllm_kwargs,
             )
-            for i in range(r.num_engines)
+            for i, slot in enumerate(placement.layout.engines)
         ]
         for i, w in enumerate(self.workers):
             track(w, f"rollout engine {i}")

@@ -15,6 +15,7 @@ import torch
 from rlvr.config import load_recipe
 from rlvr.learner.batch import TrainRows
 from rlvr.learner.group import LearnerGroup
+from rlvr.placement import Placement
 from rlvr.remote import init_ray
 from tests.conftest import DEFAULT_RECIPE
 
@@ -41,7 +42,8 @@ def _gradients(cfg_overrides: list[str], tmp: str) -> list[tuple[float, dict[str
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(cfg.model.path)
-    learners = LearnerGroup(cfg, timeout_s=600)
+    placement = Placement.reserve(cfg, critic=False, timeout_s=60)
+    learners = LearnerGroup(cfg, timeout_s=600, placement=placement)
     learners.setup()
     rows = _rows(tok)
     rows.ref_logprobs = learners.compute_logprobs(rows, "reference")
@@ -50,6 +52,7 @@ def _gradients(cfg_overrides: list[str], tmp: str) -> list[tuple[float, dict[str
     for agg in AGG:
         out.append(learners.compute_gradients(rows, kl_coef=0.1, loss_agg=agg))
     learners.shutdown()
+    placement.remove()
     return out
 
 

@@ -1,6 +1,7 @@
 """The tiny recipe on a two-"node" Ray cluster (two raylets on this machine, 2 CPUs each): rlvr attaches
-with --ray-address, and its 2 engines and 2 learner ranks (one CPU each) land on both nodes, as the run's
-log shows."""
+with --ray-address, reserves its 2 engines and 2 learner ranks (one CPU each) with a placement group and
+they land on both nodes, as the run's log shows; a recipe that does not fit the cluster fails at once,
+naming what is missing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import ast
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from ray.cluster_utils import Cluster
 from tests.conftest import DEFAULT_RECIPE
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     cluster.add_node(num_cpus=2)
@@ -37,4 +39,22 @@ def test_workers_land_on_both_nodes(cluster: Cluster, tmp_path: Path) -> None:
     assert match, ready
     learner_nodes, engine_nodes = ast.literal_eval(match.group(1)), ast.literal_eval(match.group(2))
     assert len(set(learner_nodes) | set(engine_nodes)) == 2, ready  # both raylets host workers
+    assert "placement: CPU: 4 actor(s) x 1 CPU (2 learner rank(s), 2 engine(s))" in proc.stdout
     assert "step 2/2" in proc.stdout
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["resources.nodes=3"], "resources.nodes=3, but the Ray cluster has 2 alive node(s)"),
+    (["resources.cpus_per_worker=2", "rollout.num_engines=2", "learner.num_ranks=2"],
+     "the run needs 8 CPUs (CPU: 4 actor(s) x 2 CPU"),
+    (["rollout.tensor_parallel_size=2"], "rollout.tensor_parallel_size=2 needs GPUs; this cluster has none"),
+])
+def test_a_recipe_that_does_not_fit_fails_before_any_worker_starts(
+        cluster: Cluster, tmp_path: Path, overrides: list[str], message: str) -> None:
+    cmd = [sys.executable, "-m", "rlvr.cli", "train", str(DEFAULT_RECIPE), "--ray-address", cluster.address,
+           f"run.output_dir={tmp_path}", *overrides]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert message in proc.stderr, proc.stderr[-3000:]
+    assert "ready in" not in proc.stdout and time.monotonic() - t0 < 120

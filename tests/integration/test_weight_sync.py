@@ -14,6 +14,7 @@ import ray
 from rlvr.config import load_recipe
 from rlvr.learner.batch import TrainRows
 from rlvr.learner.group import LearnerGroup
+from rlvr.placement import Placement
 from rlvr.remote import init_ray
 from rlvr.rollout.group import RolloutGroup
 from rlvr.weight_sync import WeightSync
@@ -35,8 +36,9 @@ def engines(tmp_path_factory: pytest.TempPathFactory):
         f"run.output_dir={tmp_path_factory.mktemp('runs')}",
     ])
     init_ray(None, None, 2)
-    learners = LearnerGroup(cfg, timeout_s=600)
-    rollouts = RolloutGroup(cfg, max_model_len=64, tied_embeddings=False, timeout_s=600)
+    placement = Placement.reserve(cfg, critic=False, timeout_s=60)
+    learners = LearnerGroup(cfg, timeout_s=600, placement=placement)
+    rollouts = RolloutGroup(cfg, max_model_len=64, tied_embeddings=False, timeout_s=600, placement=placement)
     rollouts.wait_ready()
     learners.setup()
     yield cfg, learners, rollouts
