@@ -120,9 +120,9 @@ def collect(
 ) -> RolloutBatch:
     """Generate ``n`` samples per prompt through vLLM and score them with the verifiers.
 
-    Each engine's samples go to the verifier pool as soon as that engine finishes, so scoring overlaps
-    the generation still running elsewhere. ``timings["verify"]`` is the scoring time left after the
-    last engine finished (the part that adds to the step).
+    Each chunk's samples go to the verifier pool as soon as its engine returns them, so scoring overlaps
+    the generation still running. ``timings["verify"]`` is the scoring time left after the last chunk
+    came back (the part that adds to the step).
     """
     t0 = time.perf_counter()
     pending = []

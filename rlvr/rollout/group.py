@@ -1,5 +1,6 @@
-"""A thin handle over N rollout engines (Ray actors): prompts are spread over the engines and
-the results come back in prompt order, or shard by shard as engines finish."""
+"""A thin handle over N rollout engines (Ray actors): prompts are spread over the engines in chunks, each
+engine taking the next chunk when it is free, and the results come back in prompt order, or chunk by chunk
+as they finish."""
 
 from __future__ import annotations
 
@@ -51,21 +52,38 @@ class RolloutGroup:
         self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int,
         seed: int | None,
     ) -> Iterator[tuple[int, list[list[Sample]]]]:
-        """``(first prompt index, groups)`` per engine, in the order the engines finish, so the caller
-        can score one engine's samples while the others still generate."""
-        parts = [p for p in shard_ranges(len(prompt_ids), len(self.workers)) if len(p)]
-        pending = {  # prompt i's seed range depends only on i, not on how prompts are spread over engines
-            w.generate.remote([prompt_ids[i] for i in part], n, temperature, top_p, max_tokens,
-                              None if seed is None else seed + part.start * n): part.start
-            for w, part in zip(self.workers, parts)
-        }
+        """``(first prompt index, groups)`` per chunk of prompts, in the order they finish, so the caller can
+        score one chunk's samples while the engines still generate.
+
+        Load balancing: with several engines the prompts are cut into ``rollout.chunks_per_engine`` chunks
+        per engine and each engine takes the next chunk when it finishes one, so an engine that drew long
+        responses does not hold the step while the others idle. Prompt i's seed range depends only on i,
+        so the samples do not depend on which engine took which chunk."""
+        k = self.cfg.rollout.chunks_per_engine if len(self.workers) > 1 else 1
+        todo = [p for p in shard_ranges(len(prompt_ids), len(self.workers) * k) if len(p)]
+        todo.reverse()  # pop() hands out chunks in prompt order
+        pending: dict[Any, tuple[Any, range]] = {}
+
+        def dispatch(worker: Any) -> None:
+            part = todo.pop()
+            ref = worker.generate.remote([prompt_ids[i] for i in part], n, temperature, top_p, max_tokens,
+                                         None if seed is None else seed + part.start * n)
+            pending[ref] = (worker, part)
+
+        for w in self.workers:
+            if todo:
+                dispatch(w)
         deadline = time.monotonic() + self.timeout_s
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
             if not ready:
+                wait(list(pending), 0, "rollout generate")  # names the engines that did not answer
                 raise WorkerError(f"rollout generate: no answer within {self.timeout_s:.0f} s")
-            start = pending.pop(ready[0])
-            yield start, wait(ready[0], self.timeout_s, "rollout generate")
+            worker, part = pending.pop(ready[0])
+            groups = wait(ready[0], self.timeout_s, "rollout generate")
+            if todo:
+                dispatch(worker)
+            yield part.start, groups
 
     def sequence_logprobs(self, token_ids: list[list[int]], prompt_lens: list[int]) -> list[list[float]]:
         """Teacher-forced log-probs from the first engine (used to check weight sync)."""
