@@ -114,6 +114,9 @@ class RolloutConfig(_Strict):
     tensor_parallel_size: int = Field(1, ge=1)
     """GPUs per engine (vLLM tensor parallelism, its workers placed on the run's placement groups; an
     engine never spans nodes). GPU only."""
+    chunks_per_engine: int = Field(4, ge=1)
+    """With several engines, each step's prompts are cut into this many chunks per engine, handed to
+    whichever engine is free (load balancing; more chunks balance better, fewer batch better)."""
     prompts_per_step: int = Field(32, ge=1)
     """Prompts per training step."""
     n: int = Field(8, ge=1)
@@ -140,6 +143,12 @@ class RolloutConfig(_Strict):
     """GPU only: vLLM sleep mode (level 2) between rollouts, so the learners get the engines' GPU memory
     (weights and KV cache) while they train; the weight sync wakes the engines. ``auto``: on when
     colocated on GPU. ``on`` without CUDA makes the engines refuse to start."""
+
+    @field_validator("sleep", mode="before")
+    @classmethod
+    def _sleep_from_yaml_bool(cls, v: Any) -> Any:
+        """YAML reads a bare ``on`` / ``off`` (in a recipe or an override) as a boolean."""
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 class AlgorithmConfig(_Strict):
