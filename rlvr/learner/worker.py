@@ -4,13 +4,19 @@ It computes log-probs (policy and frozen reference), runs the loss module over t
 micro-batches with one optimizer step per mini-batch, exports weights for the sync and saves
 Hugging Face checkpoints. Ranks of one group form a DeepSpeed process group (gloo on CPU, NCCL on
 GPU) through the usual RANK/WORLD_SIZE/MASTER_ADDR environment.
+
+On GPU the weight sync uses vLLM's trainer-side weight-transfer engines (NCCL broadcast or CUDA IPC):
+every rank builds one and iterates `bucket_source` (ZeRO-3 gathers are collectives), rank 0 sends and
+drives the engines through `EngineClient`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,77 @@ import torch
 from rlvr.algorithms.base import AggNorm, LossInput
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import MicroBatch, TrainRows, collate, token_budget_chunks, unscatter
+
+
+def bucket_source(
+    named: list[tuple[str, torch.nn.Parameter]], buckets: list[list[str]], dtype: torch.dtype,
+    zero3: bool, device: torch.device,
+) -> Any:
+    """The policy's parameters as a vLLM ``WeightSource``: Hugging Face names, the engines' dtype,
+    full shapes, in bucket order.
+
+    Each bucket is gathered once under ZeRO-3 (a collective: every rank iterates the same buckets in
+    the same order, as vLLM's trainer engines require of non-sending ranks) and copied out at the
+    engines' dtype before the gather is released, so the transfer never reads freed shards."""
+    from vllm.distributed.weight_transfer import ParamMeta, WeightSource
+
+    params = dict(named)
+    order = [name for bucket in buckets for name in bucket]
+
+    class BucketSource(WeightSource):
+        def metadata(self) -> list[ParamMeta]:
+            return [ParamMeta(n, dtype, tuple(getattr(params[n], "ds_shape", params[n].shape))) for n in order]
+
+        def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+            import deepspeed
+
+            for bucket in buckets:
+                group = [params[n] for n in bucket]
+                with deepspeed.zero.GatheredParameters(group, enabled=zero3):
+                    copies = [p.detach().to(device=device, dtype=dtype, copy=True) for p in group]
+                    if device.type == "cuda":  # the copies must land before the gathered storage is freed
+                        torch.cuda.current_stream().synchronize()
+                yield from zip(bucket, copies)
+
+    return BucketSource()
+
+
+class EngineClient:
+    """vLLM's ``VLLMWeightSyncClient`` protocol (four methods, structural) over rlvr's rollout actors,
+    so vLLM's trainer engines drive our engines' ``transfer_*`` methods with rlvr's deadlines.
+
+    vLLM's NCCL trainer hands every engine the same ``rank_offset`` (1: after the sender), which fits
+    one vLLM deployment; rlvr runs one ``LLM`` per actor, each numbering its workers from 0, so engine
+    i's offset is shifted by the workers of the engines before it (``engine_ranks``)."""
+
+    def __init__(self, engines: list[Any], engine_ranks: list[int], timeout_s: float) -> None:
+        self.engines, self.timeout_s = engines, timeout_s
+        self.offsets = [sum(engine_ranks[:i]) for i in range(len(engines))]
+        self.version: int | None = None  # stamped on the engines by `finish_weight_update`
+
+    def _all(self, what: str, calls: list[Any]) -> None:
+        from rlvr.remote import wait
+
+        wait(calls, self.timeout_s, f"rollout {what}")
+
+    def init_infos(self, init_info: dict[str, Any]) -> list[dict[str, Any]]:
+        """Engine i's copy of the worker init info: NCCL ranks shifted past the engines before it."""
+        if "rank_offset" not in init_info:  # IPC: no ranks
+            return [init_info for _ in self.engines]
+        return [{**init_info, "rank_offset": init_info["rank_offset"] + off} for off in self.offsets]
+
+    def init_weight_transfer_engine(self, init_info: dict[str, Any]) -> None:
+        infos = self.init_infos(init_info)
+        self._all("transfer init", [e.transfer_init.remote(info) for e, info in zip(self.engines, infos)])
+
+    def start_weight_update(self) -> None:
+        self._all("transfer start", [e.transfer_start.remote() for e in self.engines])
+
+    def update_weights(self, update_info: dict[str, Any] | list[dict[str, Any]]) -> None:
+        self._all("transfer update", [e.transfer_update.remote(update_info) for e in self.engines])
+
+    def finish_weight_update(self, weight_version: str | None = None) -> None:
+        self._all("transfer finish", [e.transfer_finish.remote(self.version) for e in self.engines])
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -249,6 +326,56 @@ class LearnerWorker:
             if self.rank != 0:
                 return {}
             return {n: p.detach().to("cpu", dtype=cast or p.dtype).clone() for n, p in params}
+
+    def gpu_uuid(self) -> str | None:
+        """The physical GPU of this rank (None on CPU): the weight sync checks placement with it."""
+        if self.device.type != "cuda":
+            return None
+        return str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
+
+    def init_weight_transfer(
+        self, backend: str, engines: list[Any], engine_ranks: list[int], buckets: list[list[str]],
+        bucket_bytes: int, timeout_s: float,
+    ) -> None:
+        """Build vLLM's trainer-side engine for ``backend`` ("nccl" | "ipc") on every rank; rank 0
+        is the sender (for NCCL it opens the group's store and the engines join it now).
+
+        Transfers are packed into chunks of ``bucket_bytes`` (at least the largest tensor, which an
+        IPC chunk must hold), the same size as the ZeRO-3 gather buckets."""
+        from vllm.distributed.weight_transfer import WeightTransferTrainerFactory
+
+        from rlvr.remote import free_port
+
+        dtype = getattr(torch, self.cfg.model.dtype)
+        source = bucket_source(self._named_params(), buckets, dtype, self.cfg.learner.zero_stage == 3, self.device)
+        meta = source.metadata()
+        chunk = max([bucket_bytes] + [m.dtype.itemsize * math.prod(m.shape) for m in meta])
+        self._sync_bytes = float(sum(m.dtype.itemsize * math.prod(m.shape) for m in meta))
+        self._client = EngineClient(engines, engine_ranks, timeout_s)
+        if backend == "nccl":
+            import ray
+            from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
+
+            # Only rank 0 (the sender) uses the address: it hosts the group's store there.
+            info: Any = NCCLTrainerInitInfo(
+                rank=self.rank, master_address=ray.util.get_node_ip_address(), master_port=free_port(),
+                world_size=1 + sum(engine_ranks), packed=True, packed_buffer_size_bytes=chunk,
+            )
+        elif backend == "ipc":
+            from vllm.distributed.weight_transfer.ipc_engine import IPCTrainerInitInfo
+
+            info = IPCTrainerInitInfo(rank=self.rank, packed=True, packed_buffer_size_bytes=chunk)
+        else:
+            raise ValueError(f"weight transfer backend {backend!r}: expected nccl or ipc")
+        self._transfer = WeightTransferTrainerFactory.trainer_init(info, client=self._client, source=source)
+
+    def send_weights(self, version: int) -> dict[str, float]:
+        """One full sync through vLLM's transfer engine (every rank calls it; rank 0 sends): start,
+        the chunks, finish. Bytes: the whole model at the engines' dtype (what each engine receives)."""
+        start = time.perf_counter()
+        self._client.version = version
+        self._transfer.send_weights()
+        return {"bytes": self._sync_bytes, "seconds": time.perf_counter() - start}
 
     def save_hf(self, path: str) -> str:
         """Write a Hugging Face checkpoint (safetensors + tokenizer) atomically: to a temporary

@@ -13,7 +13,7 @@ import ray
 from rlvr.config.schema import RecipeConfig
 from rlvr.placement import Placement
 from rlvr.remote import WorkerError, shard_ranges, track, wait
-from rlvr.rollout.worker import RolloutWorker, Sample
+from rlvr.rollout.worker import RolloutWorker, Sample, transfer_settings
 
 
 class RolloutGroup:
@@ -30,7 +30,7 @@ class RolloutGroup:
         self.workers = [
             actor.options(**placement.options(slot)).remote(
                 cfg.model.source, cfg.model.dtype, cfg.run.seed + i, max_model_len, r.kv_cache_gib,
-                r.gpu_memory_utilization, tied_embeddings, vllm_kwargs,
+                r.gpu_memory_utilization, tied_embeddings, vllm_kwargs, **transfer_settings(cfg),
             )
             for i, slot in enumerate(placement.layout.engines)
         ]

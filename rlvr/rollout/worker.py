@@ -2,19 +2,69 @@
 
 Each sample keeps its token ids, the sampler's per-token log-probs and its finish reason, because
 the learner needs exactly what was sampled (re-tokenising text is lossy) and the sampler's
-log-probs measure the rollout/learner mismatch. Weights arrive in place through vLLM's
-``reload_weights`` (Hugging Face names, no disk round trip).
+log-probs measure the rollout/learner mismatch.
+
+Weights arrive in place, never through disk, by one of three paths chosen per run
+(`choose_transfer`): ``reload`` (tensors through Ray's object store into vLLM's ``reload_weights``;
+the CPU path), or vLLM's own weight-transfer API, ``nccl`` (a broadcast from learner rank 0 when the
+engines have their own GPUs) or ``ipc`` (CUDA IPC handles from the learner rank on the same GPU).
+The learner drives the transfer API through the ``transfer_*`` methods (see
+`rlvr.learner.worker.EngineClient`). On GPU, vLLM's sleep mode hands the engine's memory to the
+learners between rollouts (`sleep` / `wake_up`).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 Sample = dict[str, Any]  # {"token_ids": list[int], "logprobs": list[float], "finish_reason": str, "text": str}
+
+SLEEP_LEVEL = 2
+"""vLLM sleep level between rollouts: 2 releases weights and KV cache without keeping a CPU copy of
+the weights, because every sync rewrites all of them (level 1 would copy them out and back in for
+nothing)."""
+
+
+@dataclass(frozen=True)
+class TransferChoice:
+    path: str  # "reload" | "nccl" | "ipc"
+    sleep: bool
+
+
+def choose_transfer(weight_transfer: str, sleep: str, colocated: bool, has_cuda: bool) -> TransferChoice:
+    """Resolve ``rollout.weight_transfer`` / ``rollout.sleep`` for an engine on this hardware.
+
+    The recipe loader cannot know the hardware, so this runs where the engine starts and refuses
+    GPU-only settings without CUDA there, naming the setting."""
+    if not has_cuda:
+        if weight_transfer in ("nccl", "ipc"):
+            raise ValueError(
+                f"rollout.weight_transfer={weight_transfer} needs a CUDA GPU, and this rollout engine has none; "
+                "use rollout.weight_transfer=reload (or auto)"
+            )
+        if sleep == "on":
+            raise ValueError("rollout.sleep=on needs a CUDA GPU (vLLM sleep mode), and this rollout engine has "
+                             "none; use rollout.sleep=off (or auto)")
+        return TransferChoice("reload", False)
+    path = weight_transfer if weight_transfer != "auto" else ("ipc" if colocated else "nccl")
+    return TransferChoice(path, sleep == "on" or (sleep == "auto" and colocated))
+
+
+def transfer_settings(cfg: Any) -> dict[str, Any]:
+    """The `RolloutWorker` keyword arguments that carry the recipe's transfer settings."""
+    return {"weight_transfer": cfg.rollout.weight_transfer, "sleep": cfg.rollout.sleep,
+            "colocated": cfg.resources.colocate}
+
+
+def _device_uuid(worker: Any) -> str:
+    """Runs inside each vLLM worker (``collective_rpc``): the physical GPU it computes on, as the
+    IPC engine keys its handles."""
+    return str(torch.cuda.get_device_properties(worker.device).uuid)
 
 
 class RolloutWorker:
@@ -30,13 +80,21 @@ class RolloutWorker:
         gpu_memory_utilization: float,
         tie_word_embeddings: bool,
         vllm_kwargs: dict[str, Any],
+        weight_transfer: str = "auto",
+        sleep: str = "auto",
+        colocated: bool = True,
     ) -> None:
         # Keep the engine core in this process (one actor = one engine); size the CPU KV cache
         # explicitly, otherwise vLLM reserves several GiB per engine.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         on_cpu = not torch.cuda.is_available()
+        self.transfer = choose_transfer(weight_transfer, sleep, colocated, has_cuda=not on_cpu)
         if on_cpu:
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_gib)
+        if self.transfer.path == "ipc":
+            # An engine whose workers live in other processes (tensor parallelism) forwards the
+            # update payload to them through vLLM's serialiser; CUDA IPC handles only pass it pickled.
+            os.environ["VLLM_ALLOW_INSECURE_SERIALIZATION"] = "1"
         from vllm import LLM
 
         kwargs: dict[str, Any] = {
@@ -51,6 +109,13 @@ class RolloutWorker:
         }
         if not on_cpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        if self.transfer.path in ("nccl", "ipc"):
+            from vllm.config import WeightTransferConfig
+
+            # vLLM builds the worker side of its weight transfer only when configured at start-up.
+            kwargs["weight_transfer_config"] = WeightTransferConfig(backend=self.transfer.path)
+        if self.transfer.sleep:
+            kwargs["enable_sleep_mode"] = True  # sleep/wake need vLLM's cumem allocator from the start
         kwargs.update(vllm_kwargs)
         self._tied = tie_word_embeddings
         self.llm = LLM(**kwargs)
@@ -137,3 +202,54 @@ class RolloutWorker:
             self.weight_version = version
         nbytes = sum(t.numel() * t.element_size() for _, t in items)
         return {"bytes": float(nbytes), "seconds": time.perf_counter() - start}
+
+    # ---- vLLM's weight-transfer API (nccl / ipc), driven by learner rank 0 ----------------------
+
+    def transfer_info(self) -> dict[str, Any]:
+        """How this engine takes weights: the path, whether it sleeps, its worker count (ranks in an
+        NCCL transfer group) and the physical GPUs of its workers (placement checks)."""
+        gpus = list(self.llm.collective_rpc(_device_uuid)) if self.transfer.path != "reload" else []
+        return {"path": self.transfer.path, "sleep": self.transfer.sleep,
+                "ranks": self.llm.get_world_size(include_dp=False), "gpus": gpus}
+
+    def transfer_init(self, init_info: dict[str, Any]) -> None:
+        """Join the transfer: for NCCL this blocks in the rendezvous with learner rank 0."""
+        from vllm.distributed.weight_transfer.base import WeightTransferInitRequest
+
+        self.llm.init_weight_transfer_engine(WeightTransferInitRequest(init_info=init_info))
+
+    def transfer_start(self) -> None:
+        self.llm.start_weight_update()
+
+    def transfer_update(self, update_info: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """Receive one chunk (NCCL: blocks in the broadcast the learner runs at the same time)."""
+        from vllm.distributed.weight_transfer.base import WeightTransferUpdateRequest
+
+        self.llm.update_weights(WeightTransferUpdateRequest(update_info=update_info))
+
+    def transfer_finish(self, version: int | None = None) -> None:
+        """Finish the update (vLLM finalises its layer-wise reload) and stamp the policy version."""
+        self.llm.finish_weight_update()
+        self.llm.reset_prefix_cache()
+        if version is not None:
+            self.weight_version = version
+
+    # ---- sleep mode (GPU) ---------------------------------------------------------------------
+
+    def sleep(self, level: int = SLEEP_LEVEL) -> dict[str, float]:
+        """Release GPU memory (level 1: KV cache, weights copied to CPU; level 2: both dropped).
+        ``freed_bytes``: device memory that became free (the device's own count, so the learner must
+        be idle meanwhile, which it is between rollout and update)."""
+        start = time.perf_counter()
+        free_before = torch.cuda.mem_get_info()[0]
+        self.llm.sleep(level=level)
+        torch.cuda.synchronize()
+        freed = torch.cuda.mem_get_info()[0] - free_before
+        return {"seconds": time.perf_counter() - start, "freed_bytes": float(freed)}
+
+    def wake_up(self, tags: list[str] | None = None) -> dict[str, float]:
+        """Re-allocate ``tags`` ("weights", "kv_cache"; None: all). ``awake``: 1.0 once everything is
+        back and the scheduler runs again."""
+        start = time.perf_counter()
+        awake = self.llm.wake_up(tags)
+        return {"seconds": time.perf_counter() - start, "awake": float(awake)}

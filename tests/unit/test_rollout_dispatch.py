@@ -19,7 +19,7 @@ from tests.conftest import DEFAULT_RECIPE
 
 
 class _FakeEngine:
-    def __init__(self, model: str, dtype: str, seed: int, *_: Any) -> None:
+    def __init__(self, model: str, dtype: str, seed: int, *_: Any, **__: Any) -> None:
         self.index = seed  # the group passes run.seed + engine index
 
     def generate(self, prompts: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int,

@@ -1,0 +1,127 @@
+"""GPU: the weight sync through vLLM's own weight-transfer API, and vLLM sleep mode.
+
+* CUDA IPC, colocated on one GPU (learner rank and engine share it), with sleep on: after a rollout
+  the engine sleeps and frees its GPU memory; the sync wakes its weights, transfers, wakes its KV
+  cache; generation works again.
+* NCCL, split over two GPUs (learner rank 0 broadcasts to the engine on the other device).
+
+In both, after an update that moved the policy and a sync, the engine scores fixed sequences as
+the learner does (teacher-forced log-probs), twice in a row. Skipped without CUDA.
+
+Tolerance: both sides run float32 weights. On CPU the two sides agree to ~1e-6 (1e-4 bound); GPU
+kernels reorder sums differently again (vLLM's attention backends vs torch eager), so 2e-3 here,
+still far below what one stale tensor does (> 1e-2, the test also checks the update moved that much).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+
+from rlvr.config import load_recipe
+from rlvr.learner.batch import TrainRows
+from rlvr.learner.group import LearnerGroup
+from rlvr.placement import Placement
+from rlvr.remote import init_ray
+from rlvr.rollout.group import RolloutGroup
+from rlvr.weight_sync import WeightSync
+from tests.conftest import DEFAULT_RECIPE
+
+pytestmark = pytest.mark.gpu
+
+TOL = 2e-3
+MOVED = 1e-2
+
+
+def _max_abs(a: list[list[float]], b: list[list[float]]) -> float:
+    assert [len(x) for x in a] == [len(y) for y in b]
+    return max(abs(x - y) for xs, ys in zip(a, b) for x, y in zip(xs, ys))
+
+
+@contextmanager
+def _run(tmp_path: Path, overrides: list[str]) -> Iterator[tuple[LearnerGroup, RolloutGroup, WeightSync]]:
+    cfg = load_recipe(DEFAULT_RECIPE, [
+        "algorithm.kl_placement=none", "algorithm.kl_coef=0", "algorithm.lr=5e-4",
+        "rollout.prompts_per_step=4", "rollout.n=2", "rollout.gpu_memory_utilization=0.3",
+        f"run.output_dir={tmp_path}", *overrides,
+    ])
+    init_ray(None, None, 2)
+    try:
+        placement = Placement.reserve(cfg, critic=False, timeout_s=120)
+        learners = LearnerGroup(cfg, timeout_s=600, placement=placement)
+        rollouts = RolloutGroup(cfg, max_model_len=64, tied_embeddings=False, timeout_s=600, placement=placement)
+        rollouts.wait_ready()
+        learners.setup()
+        yield learners, rollouts, WeightSync(learners, rollouts)
+    finally:
+        ray.shutdown()
+
+
+def _rows() -> tuple[TrainRows, list[list[int]], list[int], list[int]]:
+    """Two carry problems, each with the right sum (advantage +1) and the carry-less mistake (-1)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(load_recipe(DEFAULT_RECIPE).model.path)
+    ids, plens, adv = [], [], []
+    for q, pair in (("Q: 57+68=", ("125", "15")), ("Q: 38+45=", ("83", "73"))):
+        prompt = tok(q)["input_ids"]
+        for text, a in zip(pair, (1.0, -1.0)):
+            ids.append(prompt + tok(text)["input_ids"] + [tok.eos_token_id])
+            plens.append(len(prompt))
+            adv.append(a)
+    rows = TrainRows(input_ids=ids, prompt_lens=plens,
+                     advantages=[[a] * (len(s) - p) for a, s, p in zip(adv, ids, plens)])
+    return rows, ids, plens, [ids[0][:plens[0]]]
+
+
+def _step_and_check(learners: LearnerGroup, rollouts: RolloutGroup, sync: WeightSync, version: int) -> dict:
+    """Rollout -> (sleep) -> update -> sync -> the engine matches the updated learner and generates."""
+    rows, ids, plens, prompts = _rows()
+    sync.before_rollout()
+    vllm_before = rollouts.sequence_logprobs(ids, plens)
+    assert _max_abs(vllm_before, learners.compute_logprobs(rows, "policy")) < TOL  # in sync before the update
+    sync.after_rollout()
+    assert learners.train(rows, group_size=2)["actor/grad_norm"] > 0
+    learner_after = learners.compute_logprobs(rows, "policy")
+    stats = sync(version=version)
+    sync.before_rollout()
+    vllm_after = rollouts.sequence_logprobs(ids, plens)
+    assert _max_abs(vllm_after, vllm_before) > MOVED  # the engine has the new weights...
+    assert _max_abs(vllm_after, learner_after) < TOL  # ...exactly the learner's
+    groups = rollouts.generate(prompts, n=2, temperature=1.0, top_p=1.0, max_tokens=6, seed=version)
+    assert all(s["token_ids"] and len(s["logprobs"]) == len(s["token_ids"]) for s in groups[0])
+    assert all(s["weight_version"] == version for s in groups[0])
+    assert stats["sync/bytes"] > 1e6 and stats["time/sync_s"] > 0
+    return stats
+
+
+def test_ipc_colocated_with_sleep(tmp_path: Path) -> None:
+    """One GPU: the learner rank (ZeRO-3, so the sync gathers shards) and the engine share it."""
+    with _run(tmp_path, ["resources.colocate=true", "rollout.weight_transfer=ipc", "rollout.sleep=on",
+                         "learner.zero_stage=3"]) as (learners, rollouts, sync):
+        assert sync.describe().startswith("ipc") and sync.sleep, (
+            f"the engines did not get the recipe's transfer settings: {sync.describe()}")
+        for version in (1, 2):
+            stats = _step_and_check(learners, rollouts, sync, version)
+            # asleep, the engine had released its KV cache (~0.3 of the GPU) and weights
+            assert stats["sync/freed_bytes"] > 256 * 2**20, stats
+            assert stats["time/sleep_s"] > 0 and stats["time/wake_s"] > 0
+
+
+def test_nccl_split_over_two_gpus(tmp_path: Path) -> None:
+    if torch.cuda.device_count() < 2:
+        pytest.skip("NCCL split needs 2 GPUs: learner rank 0 and the engine must be on different devices "
+                    "(NCCL cannot put two ranks of one group on one device)")
+    with _run(tmp_path, ["resources.colocate=false", "rollout.weight_transfer=nccl", "rollout.sleep=off"]) as (
+        learners, rollouts, sync,
+    ):
+        assert sync.describe().startswith("nccl") and not sync.sleep, (
+            f"the engines did not get the recipe's transfer settings: {sync.describe()}")
+        for version in (1, 2):
+            stats = _step_and_check(learners, rollouts, sync, version)
+            assert "time/sleep_s" not in stats
