@@ -4,8 +4,9 @@
     rlvr validate RECIPE.yaml [RECIPE.yaml ...]     check recipes without starting anything
     rlvr verify --verifier NAME --data FILE.jsonl   audit a verifier against labelled completions
 
-``train`` exits 0 when done, 1 when a worker failed, 2 on a bad recipe and 75 when stopped by SIGTERM
-or SIGUSR1 (preemption: the run is torn down cleanly; a batch script may requeue it).
+``train`` exits 0 when done, 1 when a worker failed or the cluster is too small, 2 on a bad recipe or
+bad data, and 75 when stopped by SIGTERM or SIGUSR1 (preemption: the run is torn down cleanly; a batch
+script may requeue it).
 
 Heavy imports (torch, Ray, vLLM, DeepSpeed) happen only inside ``train``, so ``validate`` and
 configuration errors are instant.
@@ -30,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="run a training recipe",
                        description="Run a recipe. Overrides are dotted keys, values parsed as YAML, "
                                    "e.g. algorithm.lr=1e-6 rollout.n=16 'data.train=[{path: a.jsonl}]'. "
-                                   "Exit status: 0 done, 1 a worker failed, 2 bad recipe, "
-                                   "75 stopped by SIGTERM/SIGUSR1 (preemption).")
+                                   "Exit status: 0 done, 1 a worker failed or the cluster is too small, "
+                                   "2 bad recipe or data, 75 stopped by SIGTERM/SIGUSR1 (preemption).")
     t.add_argument("recipe", help="recipe YAML file (see recipes/)")
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of recipe fields")
     t.add_argument("--ray-address", default=None,
@@ -120,6 +121,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(dump_recipe(cfg), end="")
         return 0
+    from rlvr.data.dataset import DataError
     from rlvr.placement import ResourceError
     from rlvr.preemption import EXIT_PREEMPTED, Preempted, preemptible
     from rlvr.remote import WorkerError
@@ -131,6 +133,9 @@ def _train(args: argparse.Namespace) -> int:
     except (WorkerError, ResourceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except Preempted as sig:
         print(f"preempted by {sig}: run stopped and shut down cleanly (exit {EXIT_PREEMPTED})", file=sys.stderr)
         return EXIT_PREEMPTED

@@ -40,7 +40,7 @@ class Session:
         from rlvr.remote import init_ray
         from rlvr.rollout.group import RolloutGroup
         from rlvr.verify import VerifierPool
-        from rlvr.verify.specs import build_specs
+        from rlvr.verify.specs import build_specs, verifier_checker
         from rlvr.weight_sync import WeightSync
 
         cfg, t0 = self.cfg, time.perf_counter()
@@ -50,13 +50,18 @@ class Session:
         self.log.info(f"run directory: {self.run_dir}")
 
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, revision=cfg.model.revision)
+        check = verifier_checker(cfg.reward)
         train_rows: list[PromptRow] = []
-        for src in cfg.data.train:
-            rows, dropped = build_rows(src, cfg.data, tokenizer)
-            train_rows += rows
-            self.log.info(f"data {src.label}: {len(rows)} prompts ({dropped} dropped as too long)")
+        self.eval_sets = {}
+        for split, sources in (("train", cfg.data.train), ("eval", cfg.eval.data)):
+            for src in sources:
+                rows, report = build_rows(src, cfg.data, tokenizer, check)
+                self.log.info(f"{split} data {src.label}: {report.describe()}")
+                if split == "train":
+                    train_rows += rows
+                else:
+                    self.eval_sets[src.label] = rows
         self.prompts = PromptSampler(train_rows, cfg.data.shuffle, cfg.run.seed)
-        self.eval_sets = {src.label: build_rows(src, cfg.data, tokenizer)[0] for src in cfg.eval.data}
         self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
 
         critic_ranks = cfg.learner.num_ranks if self.algorithm.needs_critic else 0
@@ -96,6 +101,7 @@ class Session:
             self.critic.timeout_s = cfg.ray.call_timeout_s
         self.learners.timeout_s = self.rollouts.timeout_s = cfg.ray.call_timeout_s
         self.sync = WeightSync(self.learners, self.rollouts)
+        self.log.info(f"weight sync: {self.sync.describe()}")
         self.log.info(
             f"ready in {time.perf_counter() - t0:.1f} s: {cfg.learner.num_ranks} learner rank(s) "
             f"({info['params'] / 1e6:.2f}M params) on {info['nodes']}, {len(placed)} rollout engine(s) on "

@@ -106,6 +106,10 @@ class DataConfig(_Strict):
     """Rows whose templated prompt is longer are dropped (counted and logged)."""
     shuffle: bool = True
     """Shuffle prompts every epoch (seeded by ``run.seed``)."""
+    bad_rows: Literal["drop", "error"] = "drop"
+    """Rows that cannot be used (not JSON, no or empty prompt/answer, a prompt that is neither text nor chat
+    messages or that the template rejects, an unknown verifier name, longer than ``max_prompt_tokens``):
+    ``drop`` skips them and logs counts per reason; ``error`` stops before training at the first one."""
 
 
 class RolloutConfig(_Strict):

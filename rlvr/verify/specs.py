@@ -7,13 +7,13 @@ and otherwise taken as a spec itself (an entry-point name or import path), so a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rlvr.config.schema import JUDGE_SERVER_URL, RewardConfig
 from rlvr.verify.pool import VerifierSpec
 
-__all__ = ["DEFAULT_VERIFIER", "build_specs"]
+__all__ = ["DEFAULT_VERIFIER", "build_specs", "verifier_checker"]
 
 DEFAULT_VERIFIER = "default"
 """Pool name of ``reward.verifier``: rows without a verifier of their own use it."""
@@ -38,6 +38,30 @@ def build_specs(
     for name in sorted({n for n in row_verifiers if n is not None}):
         specs[name] = spec_for(name)
     return specs
+
+
+def verifier_checker(reward: RewardConfig) -> Callable[[str], str | None]:
+    """``check(name)``: what is wrong with a row's verifier name, None when it resolves (declared in
+    ``reward.verifiers``, an installed entry point, or an import path that imports). Used to filter rows
+    before training, so an unknown name is a counted bad row, not a failure inside a verifier worker."""
+    from rlvr.plugins import load_object
+    from rlvr.verify.registry import available_verifiers
+
+    installed = set(available_verifiers())
+
+    def check(name: str) -> str | None:
+        if name in reward.verifiers or name in installed:
+            return None
+        if ":" not in name:
+            return f"unknown verifier {name!r} (installed: {', '.join(sorted(installed))}; declared: " \
+                   f"{', '.join(sorted(reward.verifiers)) or 'none'})"
+        try:
+            load_object(name)
+        except (ImportError, ValueError) as err:
+            return f"verifier {name!r} does not import: {err}"
+        return None
+
+    return check
 
 
 def _with_url(value: Any, url: str | None, model: str | None) -> Any:

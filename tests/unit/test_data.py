@@ -44,8 +44,8 @@ def test_build_rows_jsonl_and_parquet(tmp_path: Path, tokenizer) -> None:
     rows = [{"q": "Q: 1+2=", "a": 3, "verifier": "exact_int"}, {"q": "Q: " + "9" * 50 + "=", "a": 1}]
     src = DataSource(path=str(_jsonl(tmp_path / "d.jsonl", rows)))
     cfg = DataConfig(train=[src], prompt_key="q", answer_key="a", verifier_key="verifier", max_prompt_tokens=20)
-    built, dropped = build_rows(src, cfg, tokenizer)
-    assert dropped == 1 and len(built) == 1
+    built, report = build_rows(src, cfg, tokenizer)
+    assert report.dropped == {"too_long": 1} and report.kept == len(built) == 1
     row = built[0]
     assert row.text == "Q: 1+2=" and row.answer == "3" and row.verifier == "exact_int" and row.source == "d"
     assert tokenizer.decode(row.token_ids) == "Q: 1+2="
@@ -58,7 +58,7 @@ def test_build_rows_jsonl_and_parquet(tmp_path: Path, tokenizer) -> None:
 
 def test_missing_column_lists_columns(tmp_path: Path, tokenizer) -> None:
     src = DataSource(path=str(_jsonl(tmp_path / "d.jsonl", [{"question": "x", "answer": "1"}])))
-    expected = r"column\(s\) \['prompt'\] not found.*columns present: \['question', 'answer'\]"
+    expected = r"column\(s\) \['prompt'\] not found.*columns present: \['answer', 'question'\]"
     with pytest.raises(ValueError, match=expected):
         build_rows(src, DataConfig(train=[src]), tokenizer)
 
