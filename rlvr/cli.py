@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of recipe fields")
     t.add_argument("--ray-address", default=None,
                    help="attach to this Ray cluster (also RAY_ADDRESS; default: start a local instance)")
+    t.add_argument("--resume", metavar="auto|PATH", default=None,
+                   help="continue from a checkpoint: PATH (a checkpoint or a run directory: its latest) or auto "
+                        "(run.output_dir/run.name's latest; a fresh start there if it has none)")
     t.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
 
     v = sub.add_parser("validate", help="validate recipes without starting any engine")
@@ -121,16 +124,19 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(dump_recipe(cfg), end="")
         return 0
+    from rlvr.checkpoint import CheckpointError
     from rlvr.data.dataset import DataError
     from rlvr.placement import ResourceError
     from rlvr.preemption import EXIT_PREEMPTED, Preempted, preemptible
     from rlvr.remote import WorkerError
+    from rlvr.session import TrainingDiverged
+    from rlvr.tracking import OutputError
     from rlvr.trainer import train
 
     try:
         with preemptible():
-            run_dir = train(cfg)
-    except (WorkerError, ResourceError) as err:
+            run_dir = train(cfg, args.resume)
+    except (WorkerError, ResourceError, CheckpointError, OutputError, TrainingDiverged) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except DataError as err:

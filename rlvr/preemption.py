@@ -1,10 +1,17 @@
-"""Preemption: SIGTERM and SIGUSR1 (Slurm's warning before it kills a job) end a run through its normal
-tear-down instead of killing the driver outright, and ``rlvr train`` exits `EXIT_PREEMPTED`, which a
-batch script can requeue on. `ray.init` installs its own SIGTERM handler, so `rearm` puts ours back."""
+"""Preemption: SIGTERM and SIGUSR1 (Slurm's warning before it kills a job) end a run cleanly, and
+``rlvr train`` exits `EXIT_PREEMPTED`, which a batch script can requeue on.
+
+Inside the training loop (`deferred`) the first signal only records a request: the loop finishes the
+step it is in, writes a checkpoint and then raises `Preempted`, so the requeued job resumes where this
+one stopped. A second signal, or one that arrives outside the loop (start-up, a checkpoint being
+written at the end), raises `Preempted` at once and the run goes through its normal tear-down.
+`ray.init` installs its own SIGTERM handler, so `rearm` puts ours back.
+"""
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +20,8 @@ from typing import Any
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later"
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 _active = False
+_deferred = False
+_requested: int | None = None
 
 
 class Preempted(BaseException):
@@ -23,25 +32,36 @@ class Preempted(BaseException):
         self.signum = signum
 
 
-def _stop(signum: int, _frame: Any) -> None:
-    for sig in SIGNALS:  # a second signal must not cut the tear-down short
+def _on_signal(signum: int, _frame: Any) -> None:
+    global _requested
+    if _deferred and _requested is None:
+        _requested = signum
+        print(f"{signal.Signals(signum).name}: stopping after this step with a checkpoint "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+        return
+    for sig in SIGNALS:  # the tear-down must not be cut short by a further signal
         signal.signal(sig, signal.SIG_IGN)
     raise Preempted(signum)
+
+
+def requested() -> int | None:
+    """The signal that asked the loop to stop at its next safe point, if any."""
+    return _requested
 
 
 def rearm() -> None:
     """Re-install the handlers inside `preemptible` (after a library replaced them); otherwise nothing."""
     if _active and threading.current_thread() is threading.main_thread():
         for sig in SIGNALS:
-            signal.signal(sig, _stop)
+            signal.signal(sig, _on_signal)
 
 
 @contextmanager
 def preemptible() -> Iterator[None]:
-    """While inside, SIGTERM / SIGUSR1 raise `Preempted` in the main thread."""
-    global _active
+    """While inside, SIGTERM / SIGUSR1 raise `Preempted` in the main thread (or, in `deferred`, request a stop)."""
+    global _active, _requested
     old = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    _active = True
+    _active, _requested = True, None
     rearm()
     try:
         yield
@@ -49,3 +69,14 @@ def preemptible() -> Iterator[None]:
         _active = False
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """The training loop: a first signal is recorded (`requested`) instead of raised."""
+    global _deferred
+    _deferred = True
+    try:
+        yield
+    finally:
+        _deferred = False

@@ -8,6 +8,7 @@ per step, plus ``eval`` rows), ``samples.jsonl`` (generations with their scores)
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -18,15 +19,68 @@ from typing import Any, TextIO
 from rlvr.config import RecipeConfig, dump_recipe
 
 
+class OutputError(RuntimeError):
+    """The run directory cannot be created or written."""
+
+
 def create_run_dir(cfg: RecipeConfig) -> Path:
     """``output_dir/name``, or ``output_dir/name-YYYYmmdd-HHMMSS`` if that already exists."""
     base = Path(cfg.run.output_dir)
     run = base / cfg.run.name
     if run.exists():
         run = base / f"{cfg.run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run.mkdir(parents=True, exist_ok=False)
-    (run / "config.yaml").write_text(dump_recipe(cfg))
+    try:
+        run.mkdir(parents=True, exist_ok=False)
+        (run / "config.yaml").write_text(dump_recipe(cfg))
+    except OSError as err:
+        raise OutputError(f"cannot write the run directory {run}: {err} (set run.output_dir)") from None
     return run
+
+
+def open_run_dir(cfg: RecipeConfig, resume: str | None) -> tuple[Path, Path | None]:
+    """(run directory, checkpoint to resume from or None).
+
+    ``resume`` None: a new run directory. ``auto``: ``output_dir/name`` itself, created if missing, resumed
+    from its latest complete checkpoint if it has one (what a requeued batch job wants). A path: that
+    checkpoint, or the latest complete one of that run directory. Metrics and samples logged after the
+    checkpoint's step (by the run that stopped) are cut, so the resumed run's rows follow on exactly.
+    """
+    from rlvr.checkpoint import complete_checkpoints, find_checkpoint, read_state
+
+    if resume is None:
+        return create_run_dir(cfg), None
+    if resume == "auto":
+        run = Path(cfg.run.output_dir) / cfg.run.name
+        found = complete_checkpoints(run) if run.is_dir() else []
+        ckpt = found[-1] if found else None
+    else:
+        ckpt = find_checkpoint(resume)
+        run = ckpt.parent.parent
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.yaml").write_text(dump_recipe(cfg))
+        step = int(read_state(ckpt)["step"]) if ckpt else 0
+        for name in ("metrics.jsonl", "samples.jsonl"):
+            _cut_after(run / name, step)
+    except OSError as err:
+        raise OutputError(f"cannot write the run directory {run}: {err}") from None
+    return run, ckpt
+
+
+def _cut_after(path: Path, step: int) -> None:
+    """Drop the rows of ``path`` logged for steps after ``step`` (atomically)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, AttributeError):  # a line cut short by the kill
+            continue
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
 
 
 class PhaseTimer:

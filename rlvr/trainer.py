@@ -2,7 +2,8 @@
 
 prompts -> vLLM rollouts (Ray actors) -> verifiers (+ dynamic sampling) -> reward shaping, reference /
 old log-probs, advantages -> DeepSpeed learners (Ray actors) -> in-place weight sync -> metrics ->
-checkpoint. Set-up and tear-down live in `rlvr.session`.
+checkpoint. Set-up, resume and tear-down live in `rlvr.session`. A SIGTERM/SIGUSR1 during the loop
+finishes the step, checkpoints and exits for requeue (`rlvr.preemption`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rlvr import preemption
 from rlvr.config import RecipeConfig
 from rlvr.evaluate import evaluate
 from rlvr.prepare import kl_controller, prepare_rows
@@ -18,39 +20,47 @@ from rlvr.session import Session
 from rlvr.tracking import PhaseTimer
 
 
-def train(cfg: RecipeConfig) -> Path:
-    """Run a recipe to completion; returns the run directory."""
-    with Session(cfg) as s:
+def train(cfg: RecipeConfig, resume: str | None = None) -> Path:
+    """Run a recipe to completion (or from a checkpoint: ``resume`` is a path or ``auto``); the run directory."""
+    with Session(cfg, resume) as s:
+        if s.start_step >= cfg.run.steps:  # resumed at the end: said so in the log, nothing started
+            return s.run_dir
         r, eval_tokens = cfg.rollout, cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
-        if s.eval_sets:
+        if s.eval_sets and s.start_step == 0:
             s.sync.before_rollout()
             s.log.eval(0, evaluate(s.rollouts, s.verify, s.eval_sets, eval_tokens))
         kl = kl_controller(cfg)
-        for step in range(1, cfg.run.steps + 1):
-            t0, timer = time.perf_counter(), PhaseTimer()
-            s.sync.before_rollout()  # engines awake (GPU sleep mode); no-ops otherwise
-            batch, sampling = sample_step(cfg, s.rollouts, s.verify, s.prompts, step)
-            s.sync.after_rollout()  # engines' GPU memory to the learners until the sync
-            rows, prepared = prepare_rows(cfg, s.algorithm, batch, s.learners, kl.value, timer, s.critic)
-            with timer("update"):
-                update = s.learners.train(rows, r.n, kl_coef=kl.value)
-            if s.critic is not None:
-                with timer("critic_update"):
-                    update |= s.critic.train(rows, r.n)
-            sync = s.sync(version=step)
-            kl.update(prepared.get("actor/kl_in_reward", update.get("actor/kl", 0.0)), len(rows))
-            metrics = {**batch.metrics(), **sampling, **prepared, **update, **timer.times, **sync,
-                       "time/step_s": time.perf_counter() - t0}
-            if cfg.eval.interval and step % cfg.eval.interval == 0 and step < cfg.run.steps and s.eval_sets:
-                s.sync.before_rollout()
-                s.log.eval(step, evaluate(s.rollouts, s.verify, s.eval_sets, eval_tokens))
-            if cfg.checkpoint.interval and step % cfg.checkpoint.interval == 0:
-                s.learners.save_hf(str(s.run_dir / "checkpoints" / f"step_{step}"))
-            s.log.step(step, metrics)
-            s.log.samples(step, batch.sample_records(cfg.logging.samples_per_step))
+        kl.value = s.kl_value if s.kl_value is not None else kl.value
+        with preemption.deferred():
+            for step in range(s.start_step + 1, cfg.run.steps + 1):
+                t0, timer = time.perf_counter(), PhaseTimer()
+                s.sync.before_rollout()  # engines awake (GPU sleep mode); no-ops otherwise
+                batch, sampling = sample_step(cfg, s.rollouts, s.verify, s.prompts, step)
+                s.sync.after_rollout()  # engines' GPU memory to the learners until the sync
+                rows, prepared = prepare_rows(cfg, s.algorithm, batch, s.learners, kl.value, timer, s.critic)
+                with timer("update"):
+                    update = s.learners.train(rows, r.n, kl_coef=kl.value)
+                if s.critic is not None:
+                    with timer("critic_update"):
+                        update |= s.critic.train(rows, r.n)
+                s.guard.check(step, update)  # non-finite updates were skipped; too many in a row abort
+                sync = s.sync(version=step)
+                kl.update(prepared.get("actor/kl_in_reward", update.get("actor/kl", 0.0)), len(rows))
+                metrics = {**batch.metrics(), **sampling, **prepared, **update, **timer.times, **sync,
+                           "time/step_s": time.perf_counter() - t0}
+                if cfg.eval.interval and step % cfg.eval.interval == 0 and step < cfg.run.steps and s.eval_sets:
+                    s.sync.before_rollout()
+                    s.log.eval(step, evaluate(s.rollouts, s.verify, s.eval_sets, eval_tokens))
+                s.log.step(step, metrics)
+                s.log.samples(step, batch.sample_records(cfg.logging.samples_per_step))
+                stop = preemption.requested()
+                if stop or step == cfg.run.steps or (cfg.checkpoint.interval and step % cfg.checkpoint.interval == 0):
+                    s.save_checkpoint(step, kl.value)
+                if stop:
+                    raise preemption.Preempted(stop)
         if s.eval_sets:
             s.sync.before_rollout()
             s.log.eval(cfg.run.steps, evaluate(s.rollouts, s.verify, s.eval_sets, eval_tokens))
         if cfg.checkpoint.final:
-            s.log.info(f"final checkpoint: {s.learners.save_hf(str(s.run_dir / 'checkpoints' / 'final'))}")
+            s.log.info(f"final checkpoint: {s.export_final()}")
         return s.run_dir

@@ -287,6 +287,9 @@ class LearnerConfig(_Strict):
     fp32 masters itself). float64 is for exact numerical checks on CPU; engines still get ``model.dtype``."""
     deepspeed: dict[str, Any] = Field(default_factory=dict)
     """Extra DeepSpeed config, merged over the one rlvr builds."""
+    max_skipped_steps: int = Field(3, ge=1)
+    """An update whose loss or gradients hold NaN/Inf is skipped and counted (``actor/skipped_updates``);
+    this many steps in a row with every update skipped stop the run."""
 
 
 class NamedVerifierConfig(_Strict):
@@ -372,9 +375,13 @@ class EvalConfig(_Strict):
 
 class CheckpointConfig(_Strict):
     interval: int = Field(0, ge=0)
-    """Save a Hugging Face checkpoint every this many steps (0: only the final one)."""
+    """Save a resumable checkpoint (learner and critic weights, optimizer, scheduler, data position, RNG,
+    with a Hugging Face export in ``hf/``) every this many steps; 0: only at the last step and on
+    preemption (SIGTERM/SIGUSR1), which always save one."""
+    keep: int = Field(2, ge=1)
+    """Complete checkpoints kept (older ones are deleted once a newer one is complete)."""
     final: bool = True
-    """Save ``checkpoints/final`` at the end of training."""
+    """Also export ``checkpoints/final`` (Hugging Face format) at the end of training."""
 
 
 class LoggingConfig(_Strict):

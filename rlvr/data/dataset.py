@@ -4,6 +4,7 @@ shuffled epochs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -211,7 +212,9 @@ def build_rows(
 
 
 class PromptSampler:
-    """Endless, seeded epochs over the training rows (reshuffled each epoch when asked)."""
+    """Endless, seeded epochs over the training rows (reshuffled each epoch when asked). Its position
+    and random state are part of a checkpoint, so a resumed run draws exactly the prompts the
+    uninterrupted run would have (`state_dict` / `load_state_dict`)."""
 
     def __init__(self, rows: list[PromptRow], shuffle: bool, seed: int) -> None:
         self.rows, self.shuffle = rows, shuffle
@@ -229,6 +232,26 @@ class PromptSampler:
             out.append(self.rows[self._order[self._pos]])
             self._pos += 1
         return out
+
+    def fingerprint(self) -> str:
+        """A hash of the rows (prompt tokens, answer, verifier): a resumed run must see the same data."""
+        h = hashlib.sha256()
+        for row in self.rows:
+            h.update(json.dumps([row.token_ids, row.answer, row.verifier]).encode())
+        return h.hexdigest()[:16]
+
+    def state_dict(self) -> dict[str, Any]:
+        version, internal, gauss = self.rng.getstate()
+        return {"epoch": self.epoch, "order": list(self._order), "pos": self._pos, "fingerprint": self.fingerprint(),
+                "rng": [version, list(internal), gauss]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["fingerprint"] != self.fingerprint() or len(state["order"]) != len(self.rows):
+            raise DataError("the training data differ from the checkpoint's (rows, prompts or answers changed); "
+                            "resume with the data it was trained on, or start a new run")
+        self.epoch, self._order, self._pos = int(state["epoch"]), [int(i) for i in state["order"]], int(state["pos"])
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
 
 
 def _raw_question(prompt: Any) -> str:

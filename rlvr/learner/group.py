@@ -57,7 +57,7 @@ class LearnerGroup:
         per_mb = len(rows) // a.mini_batches  # whole groups: validated by the config
         assert per_mb % group_size == 0
         sums: dict[str, float] = {}
-        tokens = loss = grad_norm = 0.0
+        tokens = loss = grad_norm = skipped = 0.0
         results: list[dict[str, float]] = []
         for _ in range(a.epochs):
             for m in range(a.mini_batches):
@@ -72,11 +72,13 @@ class LearnerGroup:
                             sums[k[4:]] = sums.get(k[4:], 0.0) + v
                     loss += res["part/loss"]
                 grad_norm += results[0]["grad_norm"]
+                skipped += results[0]["skipped"]  # the ranks agree: DeepSpeed's overflow flag is all-reduced
         steps = a.epochs * a.mini_batches
         metrics = {k: v / max(tokens, 1.0) for k, v in sums.items()}
         metrics.update({
             f"{self.role}/loss": loss / steps,
-            f"{self.role}/grad_norm": grad_norm / steps,
+            f"{self.role}/grad_norm": grad_norm / max(steps - skipped, 1.0),  # over the updates applied
+            f"{self.role}/skipped_updates": skipped,
             f"{self.role}/lr": results[0]["lr"],
             f"{self.role}/optimizer_steps": float(steps),
         })
@@ -106,6 +108,13 @@ class LearnerGroup:
         refs = [w.export_weights.remote(names, dtype) for w in self.workers]
         wait(refs[1:], self.timeout_s, "learner export_weights")
         return refs[0]
+
+    def save_state(self, path: str) -> None:
+        """Every rank writes its part of a resumable checkpoint into ``path`` (a shared folder)."""
+        wait([w.save_state.remote(path) for w in self.workers], self.timeout_s, f"{self.role} save checkpoint")
+
+    def load_state(self, path: str) -> None:
+        wait([w.load_state.remote(path) for w in self.workers], self.timeout_s, f"{self.role} load checkpoint")
 
     def save_hf(self, path: str) -> str:
         return wait([w.save_hf.remote(path) for w in self.workers], self.timeout_s, "learner save checkpoint")[0]

@@ -98,6 +98,29 @@ class EngineClient:
         self._all("transfer finish", [e.transfer_finish.remote(self.version) for e in self.engines])
 
 
+def _rng_state() -> dict[str, Any]:
+    import random
+
+    import numpy as np
+
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``logits [B, T, V]``, ``targets [B, T]`` -> log-prob of each target ``[B, T]``."""
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> fp32, fp64 stays
@@ -124,6 +147,7 @@ class LearnerWorker:
             # Colocated on CPU the learner and the engine take turns, so each may use every core.
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
         self.temperature = cfg.rollout.temperature
+        self._own_norm: float | None = None  # rlvr's gradient norm where DeepSpeed reports none (no ZeRO)
 
     def ready(self) -> dict[str, Any]:
         from rlvr.remote import placement
@@ -172,7 +196,8 @@ class LearnerWorker:
             ref_model.requires_grad_(False)
             self.ref, *_ = deepspeed.initialize(model=ref_model, config=inference_config(cfg, self.world_size))
             self.ref.eval()
-        return {"params": sum(p.numel() for p in model.parameters()), "tied_embeddings": self.tied, **self.ready()}
+        params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())  # ZeRO-3 partitions numel
+        return {"params": params, "tied_embeddings": self.tied, **self.ready()}
 
     # ---- micro-batching -------------------------------------------------------------------
 
@@ -274,9 +299,9 @@ class LearnerWorker:
         ``num_sequences`` count the whole mini-batch over all ranks (global normalisers)."""
         start = time.perf_counter()
         result = self._accumulate(rows, num_tokens, num_sequences, kl_coef)
-        self.engine.step()
         result.setdefault("part/loss", 0.0)
-        result["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        result["skipped"] = 0.0 if self._optimizer_step() else 1.0
+        result["grad_norm"] = self._grad_norm(result["skipped"])
         result["lr"] = float(self.engine.get_lr()[0])
         result["time/update_rank"] = time.perf_counter() - start
         return result
@@ -303,6 +328,34 @@ class LearnerWorker:
             self.algorithm = algorithm
             self.engine.optimizer.zero_grad()
         return sums.get("part/loss", 0.0), grads
+
+    def _optimizer_step(self) -> bool:
+        """The optimizer step, unless the loss or a gradient is NaN/Inf on any rank: then the update is
+        skipped (weights, optimizer moments and LR schedule untouched, gradients cleared) and False
+        returned. ZeRO 1-3 decide it inside DeepSpeed's step (its overflow check, agreed over ranks);
+        without ZeRO rlvr checks the gradients itself first, as DeepSpeed would apply them."""
+        import torch.distributed as dist
+
+        self._own_norm = None
+        if self.cfg.learner.zero_stage == 0:  # gradients are whole (and already averaged) on every rank
+            params = self.engine.module.parameters()
+            grads = [p.grad.detach().double().pow(2).sum() for p in params if p.grad is not None]
+            norm = torch.stack(grads).sum().sqrt() if grads else torch.zeros((), dtype=torch.float64)
+            flag = torch.tensor([0.0 if torch.isfinite(norm) else 1.0], device=self.device)
+            if self.world_size > 1:
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item() > 0:
+                self.engine.optimizer.zero_grad(set_to_none=True)
+                return False
+            self._own_norm = float(norm)  # DeepSpeed reports none without ZeRO
+        before = self.engine.skipped_steps
+        self.engine.step()
+        return self.engine.skipped_steps == before
+
+    def _grad_norm(self, skipped: float) -> float:
+        """The pre-clipping gradient norm of the last step (0 when it was skipped)."""
+        norm = self._own_norm if self._own_norm is not None else self.engine.get_global_grad_norm()
+        return 0.0 if skipped or norm is None or not math.isfinite(float(norm)) else float(norm)
 
     # ---- weights ---------------------------------------------------------------------------
 
@@ -376,6 +429,26 @@ class LearnerWorker:
         self._client.version = version
         self._transfer.send_weights()
         return {"bytes": self._sync_bytes, "seconds": time.perf_counter() - start}
+
+    # ---- checkpoints -----------------------------------------------------------------------
+
+    def save_state(self, path: str) -> None:
+        """Every rank: DeepSpeed's checkpoint (weights, optimizer, LR scheduler, this rank's ZeRO shards;
+        collective) and this rank's RNG states, so a resumed run continues the same random streams."""
+        self.engine.save_checkpoint(path, tag="state", client_state={"rlvr_rank": self.rank})
+        torch.save(_rng_state(), Path(path) / f"rng_rank{self.rank}.pt")
+
+    def load_state(self, path: str) -> None:
+        """Every rank: restore what `save_state` wrote (needs the same number of ranks and ZeRO stage)."""
+        rng = Path(path) / f"rng_rank{self.rank}.pt"
+        if not rng.is_file():
+            raise FileNotFoundError(f"{rng} is missing: the checkpoint was written by fewer learner ranks "
+                                    f"than the {self.world_size} of this run (learner.num_ranks must not change)")
+        loaded, _ = self.engine.load_checkpoint(path, tag="state", load_optimizer_states=True,
+                                                load_lr_scheduler_states=True)
+        if loaded is None:
+            raise FileNotFoundError(f"no DeepSpeed checkpoint under {path}/state")
+        _set_rng_state(torch.load(rng, weights_only=False))
 
     def save_hf(self, path: str) -> str:
         """Write a Hugging Face checkpoint (safetensors + tokenizer) atomically: to a temporary

@@ -1,0 +1,128 @@
+"""Exact resume through the real CLI, on a 16-prompt data set (8 prompts a step, so every second step
+ends an epoch and the checkpoint of step 2 sits on an epoch boundary):
+
+1. a straight 5-step run: the reference;
+2. the same run with checkpoints every 2 steps, its process group SIGKILLed after step 3: it must resume
+   from step 2 (step 3 was never checkpointed);
+3. resumed, and sent SIGTERM after step 3: it finishes the step it is in, writes a complete checkpoint
+   and exits 75, leaving no process behind;
+4. resumed past a half-written checkpoint (a ``.tmp-`` folder and a step folder without its marker, as a
+   kill during saving leaves them): it uses the latest complete one and runs to step 5;
+5. resumed once more at the last step: it says there is nothing to train and exits 0 at once.
+
+Every step's metrics (reward, accuracy, lengths, loss, KL, entropy, grad norm, ...; not timings) equal
+the straight run's exactly: on CPU, with the seeds fixed and the same thread counts, the restored
+weights, optimizer moments, data order and sampling seeds reproduce the same floating-point operations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from rlvr.checkpoint import complete_checkpoints
+from rlvr.tracking import read_metrics
+from tests.conftest import DEFAULT_RECIPE, TINY, processes_with, running, wait_for
+
+STEPS = 5
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lines = (TINY / "data" / "train.jsonl").read_text().splitlines()[:16]
+    path = tmp_path_factory.mktemp("data") / "sixteen.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _cmd(out: Path, name: str, data: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "rlvr.cli", "train", str(DEFAULT_RECIPE), f"run.steps={STEPS}",
+            f"run.output_dir={out}", f"run.name={name}", "eval.data=[]", "rollout.prompts_per_step=8",
+            f"data.train=[{{path: {data}}}]", "checkpoint.final=false", *extra]
+
+
+class _Run:
+    """A training process in its own session whose output lines are collected as they come."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    def wait_line(self, prefix: str, timeout_s: float = 600) -> None:
+        assert wait_for(lambda: any(line.startswith(prefix) for line in self.lines) or self.proc.poll() is not None,
+                        timeout_s), self.out
+        assert any(line.startswith(prefix) for line in self.lines), self.out
+
+    def finish(self, timeout_s: float = 600) -> int:
+        try:
+            self.proc.wait(timeout=timeout_s)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._reader.join(timeout=10)
+        return self.proc.returncode
+
+    @property
+    def out(self) -> str:
+        return "".join(self.lines)[-4000:]
+
+
+def _comparable(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "throughput/"))} for r in rows]
+
+
+def test_kill_sigterm_and_resume_reproduce_the_straight_run(tmp_path: Path, data: Path) -> None:
+    straight = _Run(_cmd(tmp_path, "straight", data))
+    assert straight.finish() == 0, straight.out
+    reference = _comparable(read_metrics(tmp_path / "straight", "train"))
+    assert [r["step"] for r in reference] == list(range(1, STEPS + 1))
+
+    run_dir = tmp_path / "resumed"
+    resume = _cmd(tmp_path, "resumed", data, "checkpoint.interval=2", "--resume", "auto")
+
+    killed = _Run(resume)  # (2) SIGKILL after step 3: only step 2 is checkpointed
+    killed.wait_line("step 3/")
+    os.killpg(killed.proc.pid, signal.SIGKILL)
+    killed.finish()
+    assert [c.name for c in complete_checkpoints(run_dir)] == ["step_000002"]
+
+    term = _Run(resume)  # (3) SIGTERM after step 3: checkpoint at the end of the step in progress, exit 75
+    term.wait_line("step 3/")
+    workers = processes_with("ray::RolloutWorker") + processes_with("ray::LearnerWorker")
+    os.kill(term.proc.pid, signal.SIGTERM)
+    assert term.finish() == 75, term.out
+    assert "resumed from" in term.out and "step_000002 at step 2" in term.out
+    assert "SIGTERM: stopping after this step with a checkpoint" in term.out
+    saved = complete_checkpoints(run_dir)[-1]
+    step = int(saved.name.removeprefix("step_"))
+    assert step in (3, 4) and (saved / "learner" / "state").is_dir() and (saved / "hf" / "config.json").is_file()
+    assert json.loads((saved / "trainer_state.json").read_text())["step"] == step
+    assert wait_for(lambda: not any(running(pid) for pid in workers), 30), workers
+    assert not processes_with(str(run_dir)), "processes of the run outlived it"
+
+    (run_dir / "checkpoints" / f".tmp-step_00000{step + 1}" / "learner").mkdir(parents=True)  # (4) kill mid-save
+    (run_dir / "checkpoints" / "step_000009" / "learner").mkdir(parents=True)
+    done = _Run(resume)
+    assert done.finish() == 0, done.out
+    assert f"step_00000{step} at step {step}" in done.out
+    assert not (run_dir / "checkpoints" / f".tmp-step_00000{step + 1}").exists()  # cleaned by the next save
+
+    resumed = _comparable(read_metrics(run_dir, "train"))
+    assert [r["step"] for r in resumed] == list(range(1, STEPS + 1))  # rows after a checkpoint were cut
+    for mine, ref in zip(resumed, reference):
+        assert mine == ref, {k: (mine.get(k), ref.get(k)) for k in ref if mine.get(k) != ref.get(k)}
+
+    again = _Run(resume)  # (5) at the last step: nothing to do, said so, no engine started
+    assert again.finish(timeout_s=120) == 0, again.out
+    assert f"nothing to train: the checkpoint {run_dir}/checkpoints/step_000005 is at step 5" in again.out
+    assert "ready in" not in again.out
