@@ -90,10 +90,11 @@ class CriticWorker(LearnerWorker):
                 sums["critic/vf_loss"] += float(torch.where(mb.mask > 0, per_token, 0.0).sum())
                 sums["critic/vf_clipfrac"] += float(clipped.sum())
                 sums["critic/values"] += float(torch.where(mb.mask > 0, values, 0.0).sum())
-        self.engine.step()
+        skipped = 0.0 if self._optimizer_step() else 1.0
         result = {f"sum/{k}": v for k, v in sums.items()}
         result["part/loss"] = sums["critic/vf_loss"] / num_tokens
-        result["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        result["skipped"] = skipped
+        result["grad_norm"] = self._grad_norm(skipped)
         result["lr"] = float(self.engine.get_lr()[0])
         result["time/update_rank"] = time.perf_counter() - start
         return result

@@ -18,7 +18,7 @@ def train_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:
         "train_batch_size": world_size,
         "gradient_clipping": a.grad_clip,
         "zero_optimization": {"stage": cfg.learner.zero_stage},
-        "bf16": {"enabled": cfg.model.dtype == "bfloat16"},
+        "bf16": {"enabled": cfg.model.dtype == "bfloat16"},  # its check_grad_overflow (default on) skips NaN steps
         "fp16": {"enabled": cfg.model.dtype == "float16"},
         # torch's AdamW: no JIT compile of DeepSpeed's CPU Adam op on first use.
         "optimizer": {
