@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from rlvr.checkpoint import (
 from rlvr.config import load_recipe
 from rlvr.data.dataset import DataError, PromptRow, PromptSampler
 from rlvr.session import TrainingDiverged, UpdateGuard
-from rlvr.tracking import open_run_dir
+from rlvr.tracking import OutputError, open_run_dir
 from tests.conftest import DEFAULT_RECIPE
 
 
@@ -123,3 +124,30 @@ def test_first_signal_in_the_loop_is_deferred_a_second_stops_at_once() -> None:
         with pytest.raises(preemption.Preempted, match="SIGTERM"):
             os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) is before  # handlers restored on the way out
+
+
+def test_an_unwritable_output_dir_is_reported_before_anything_starts(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    cfg = load_recipe(DEFAULT_RECIPE, [f"run.output_dir={blocker}"])
+    with pytest.raises(OutputError, match=rf"cannot write the run directory {blocker}/tiny_arith_grpo"):
+        open_run_dir(cfg, None)
+    with pytest.raises(OutputError, match="cannot write the run directory"):
+        open_run_dir(cfg, "auto")
+
+
+def test_disk_space_is_checked_against_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from rlvr.session import CHECKPOINT_BYTES_PER_PARAM, Session
+    from rlvr.tracking import RunLog
+
+    session = Session(load_recipe(DEFAULT_RECIPE, ["checkpoint.keep=3"]))
+    session.run_dir = tmp_path
+    session.log = RunLog(tmp_path, 1, out=sys.stdout)  # capsys's stdout
+    free = shutil.disk_usage(tmp_path).free
+    session._check_disk(free // CHECKPOINT_BYTES_PER_PARAM // 2)  # fits once, not keep + 1 times
+    assert "warning:" in capsys.readouterr().out
+    with pytest.raises(CheckpointError, match="GiB free, but one checkpoint needs about"):
+        session._check_disk(free // CHECKPOINT_BYTES_PER_PARAM * 2)
+    session.log.close()
