@@ -16,8 +16,8 @@ WORKDIR /workspace/rlvr
 # Dependencies first (cached layer), then the source.
 COPY pyproject.toml README.md ./
 COPY rlvr/__init__.py rlvr/__init__.py
-RUN pip install --upgrade pip && pip install -e ".[gpu,dev]"
+RUN pip install --upgrade pip && pip install -e ".[gpu,dev,loggers]"
 COPY . .
-RUN pip install -e ".[gpu,dev]" --no-deps && rlvr validate recipes/*.yaml
+RUN pip install -e ".[gpu,dev,loggers]" --no-deps && rlvr validate recipes/*.yaml
 
 CMD ["rlvr", "--help"]

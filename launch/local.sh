@@ -41,10 +41,10 @@ setup() {
   "${pip[@]}" --upgrade pip
   if [[ "$eng" == cpu ]]; then
     "${pip[@]}" "torch==$TORCH_CPU_VERSION"
-    "${pip[@]}" -e "$ROOT[cpu,dev]"
+    "${pip[@]}" -e "$ROOT[cpu,dev,loggers]"
     "$VENV/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
   else
-    "${pip[@]}" -e "$ROOT[gpu,dev]"
+    "${pip[@]}" -e "$ROOT[gpu,dev,loggers]"
   fi
   "$VENV/bin/python" -c "import vllm, deepspeed, ray, transformers; from transformers import Qwen2ForCausalLM" \
     2>/dev/null || { echo "rlvr: set-up finished but the engines do not import" >&2; exit 1; }

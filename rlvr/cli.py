@@ -3,6 +3,9 @@
     rlvr train RECIPE.yaml [dotted.key=value ...]   run a recipe
     rlvr validate RECIPE.yaml [RECIPE.yaml ...]     check recipes without starting anything
     rlvr verify --verifier NAME --data FILE.jsonl   audit a verifier against labelled completions
+    rlvr eval MODEL_OR_CHECKPOINT --data FILE       pass@k / avg@n / greedy accuracy through vLLM
+    rlvr samples RUN_DIR                            show a run's logged generations
+    rlvr plot RUN_DIR [RUN_DIR ...]                 training curves as a PNG
 
 ``train`` exits 0 when done, 1 when a worker failed or the cluster is too small, 2 on a bad recipe or
 bad data, and 75 when stopped by SIGTERM or SIGUSR1 (preemption: the run is torn down cleanly; a batch
@@ -61,7 +64,112 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--cases", action="store_true", help="include every case's result")
     a.add_argument("--min-agreement", type=float, default=None,
                    help="exit 1 if agreement is below this fraction (for CI)")
+    e = sub.add_parser(
+        "eval", help="pass@k, avg@n or greedy accuracy of a model or checkpoint through vLLM",
+        description="Evaluate MODEL_OR_CHECKPOINT (a Hugging Face directory, an rlvr checkpoint or a run "
+                    "directory) on JSON-lines data with vLLM and the verifiers: pass@k (unbiased estimator) for "
+                    "each k, avg@n, per data set. A checkpoint's run supplies template, columns and verifier.")
+    e.add_argument("model", metavar="MODEL_OR_CHECKPOINT")
+    e.add_argument("--data", action="append", required=True, help="data file (.jsonl/.json/.parquet); repeatable")
+    e.add_argument("--n", type=int, default=1, help="samples per prompt (default 1)")
+    e.add_argument("--k", default=None, help="comma-separated k for pass@k (default 1, 2, 4, ... n)")
+    e.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default 0, greedy, for --n 1; 1.0 otherwise)")
+    e.add_argument("--top-p", type=float, default=1.0)
+    e.add_argument("--max-new-tokens", type=int, default=None)
+    e.add_argument("--template", default=None, help="prompt template (default: the run's, else raw)")
+    e.add_argument("--prompt-key", default=None)
+    e.add_argument("--answer-key", default=None)
+    e.add_argument("--verifier", default=None, help="verifier (default: the run's, else exact_int)")
+    e.add_argument("--verifier-kwargs", default="{}", help="verifier keyword arguments as JSON")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--dtype", default="auto")
+    e.add_argument("--out", default=None, help="also write the JSON result to this file")
+    e.add_argument("--samples-out", default=None, help="write every sample with its verdict to this JSON-lines file")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sm = sub.add_parser("samples", help="show the generations a run logged (samples.jsonl)")
+    sm.add_argument("run_dir", metavar="RUN_DIR")
+    sm.add_argument("--step", type=int, default=None, help="only this step")
+    sm.add_argument("--last", action="store_true", help="only the last logged step")
+    sm.add_argument("--min-reward", type=float, default=None)
+    sm.add_argument("--max-reward", type=float, default=None)
+    sm.add_argument("--correct", dest="correct", action="store_true", default=None, help="only correct ones")
+    sm.add_argument("--wrong", dest="correct", action="store_false", help="only wrong ones")
+    sm.add_argument("--grep", default=None, help="only records whose prompt or response contains this text")
+    sm.add_argument("--limit", type=int, default=20, help="at most this many (default 20; 0: all)")
+    sm.add_argument("--width", type=int, default=2000, help="cut longer texts in the middle (0: never)")
+    sm.add_argument("--json", action="store_true", help="print the records as JSON lines")
+
+    pl = sub.add_parser("plot", help="plot runs' curves (reward, accuracy, length, entropy, KL, timings) to a PNG")
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    pl.add_argument("--out", default="rlvr_plot.png", help="PNG file (default rlvr_plot.png)")
+    pl.add_argument("--metrics", default=None,
+                    help="comma-separated metric keys (default: reward, accuracy, length, entropy, KL, step time, "
+                         "held-out accuracy)")
     return p
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from rlvr.data.dataset import DataError
+    from rlvr.eval_model import EvalError, EvalSettings, format_table, run_eval, write_json
+
+    try:
+        kwargs = json.loads(args.verifier_kwargs)
+        ks = [int(k) for k in args.k.split(",")] if args.k else None
+        if args.n < 1:
+            raise EvalError("--n must be >= 1")
+        temperature = args.temperature if args.temperature is not None else (0.0 if args.n == 1 else 1.0)
+        settings = EvalSettings(
+            data=args.data, n=args.n, temperature=temperature, top_p=args.top_p, ks=ks,
+            max_new_tokens=args.max_new_tokens, template=args.template, prompt_key=args.prompt_key,
+            answer_key=args.answer_key, verifier=args.verifier, verifier_kwargs=kwargs, seed=args.seed,
+            dtype=args.dtype, samples_out=args.samples_out)
+        result = run_eval(args.model, settings)
+    except (EvalError, DataError, json.JSONDecodeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.out:
+        write_json(result, args.out)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
+def _samples(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from rlvr.samples import SamplesError, read_samples, render, select
+
+    try:
+        rows = select(read_samples(Path(args.run_dir)), step=args.step, last=args.last, min_reward=args.min_reward,
+                      max_reward=args.max_reward, correct=args.correct, contains=args.grep)
+    except SamplesError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    shown = rows if args.limit == 0 else rows[: args.limit]
+    for r in shown:
+        print(json.dumps(r) if args.json else render(r, args.width) + "\n")
+    if not args.json:
+        print(f"{len(shown)} of {len(rows)} matching record(s)", file=sys.stderr)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rlvr.plot import PlotError, plot_runs
+
+    try:
+        metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+        plot_runs([Path(d) for d in args.run_dirs], metrics, Path(args.out))
+    except PlotError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -126,6 +234,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     from rlvr.checkpoint import CheckpointError
     from rlvr.data.dataset import DataError
+    from rlvr.loggers import LoggerError
     from rlvr.placement import ResourceError
     from rlvr.preemption import EXIT_PREEMPTED, Preempted, preemptible
     from rlvr.remote import WorkerError
@@ -136,7 +245,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         with preemptible():
             run_dir = train(cfg, args.resume)
-    except (WorkerError, ResourceError, CheckpointError, OutputError, TrainingDiverged) as err:
+    except (WorkerError, ResourceError, CheckpointError, OutputError, TrainingDiverged, LoggerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except DataError as err:
@@ -162,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         return _validate(args.recipes)
     if args.command == "verify":
         return _verify(args)
+    if args.command == "eval":
+        return _eval(args)
+    if args.command == "samples":
+        return _samples(args)
+    if args.command == "plot":
+        return _plot(args)
     return _train(args)
 
 

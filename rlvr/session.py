@@ -23,6 +23,7 @@ from rlvr.checkpoint import (
 )
 from rlvr.config import RecipeConfig
 from rlvr.data.dataset import PromptRow, PromptSampler, build_rows
+from rlvr.loggers import build_loggers
 from rlvr.remote import WorkerError
 from rlvr.tracking import RunLog, open_run_dir
 
@@ -93,7 +94,7 @@ class Session:
                 raise CheckpointError(f"cannot resume from {ckpt}: the recipe changed in ways that make it another "
                                       f"experiment: {'; '.join(changed)}. Restore those values or start a new run")
             self.start_step, self.kl_value = int(state["step"]), float(state["kl_coef"])
-        self.log = RunLog(self.run_dir, cfg.run.steps)
+        self.log = RunLog(self.run_dir, cfg.run.steps, loggers=build_loggers(cfg, self.run_dir))
         self._stack.callback(self.log.close)
         self.log.info(f"run directory: {self.run_dir}")
         if self.resume is not None and ckpt is None:

@@ -99,32 +99,58 @@ class PhaseTimer:
 
 
 class RunLog:
-    """Appends metrics and samples to the run directory and prints a line per step."""
+    """Sends each step's metrics to every logger (`rlvr.loggers`), appends samples, and prints one
+    progress line per step: bar, step, elapsed time, ETA from the mean step time of this session, and the
+    key metrics."""
 
     CONSOLE_KEYS = (
         ("reward/mean", "reward"), ("accuracy", "acc"), ("response_length/mean", "len"),
         ("actor/kl", "kl"), ("actor/entropy", "ent"), ("time/step_s", "s"),
     )
+    BAR = 20
 
-    def __init__(self, run_dir: Path, total_steps: int, out: TextIO = sys.stdout) -> None:
+    def __init__(self, run_dir: Path, total_steps: int, out: TextIO = sys.stdout,
+                 loggers: list[Any] | None = None) -> None:
+        from rlvr.loggers import JsonlLogger
+
         self.run_dir, self.total, self.out = run_dir, total_steps, out
-        self._metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)
+        self.loggers = loggers if loggers is not None else [JsonlLogger(run_dir)]
         self._samples = open(run_dir / "samples.jsonl", "a", buffering=1)
+        self._t0, self._step_s = time.monotonic(), 0.0
+        self._steps = 0
 
     def step(self, step: int, metrics: dict[str, float]) -> None:
-        self._metrics.write(json.dumps({"step": step, "kind": "train", **metrics}) + "\n")
-        parts = [f"{short} {metrics[key]:.4g}" for key, short in self.CONSOLE_KEYS if key in metrics]
-        print(f"step {step}/{self.total} | " + " | ".join(parts), file=self.out, flush=True)
+        for logger in self.loggers:
+            logger.log(step, "train", metrics)
+        print(self.progress(step, metrics), file=self.out, flush=True)
         short = metrics.get("dynamic_sampling/topped_up", 0)
         if short:
             print(f"  warning: dynamic sampling found too few groups with signal after "
                   f"{metrics['dynamic_sampling/rounds']:.0f} rounds; topped up {short:.0f} zero-signal group(s) "
                   f"(raise algorithm.max_generation_batches, or the data is nearly all solved/unsolved)",
                   file=self.out, flush=True)
+        skipped = metrics.get("actor/skipped_updates", 0)
+        if skipped:
+            print(f"  warning: {skipped:.0f} update(s) skipped for a NaN/Inf loss or gradient",
+                  file=self.out, flush=True)
+
+    def progress(self, step: int, metrics: dict[str, float]) -> str:
+        """``step 12/100 [##........] 0:01:03 eta 0:07:41 | reward 0.61 | ...``: time since the session
+        started, and the remaining steps at this session's mean step time."""
+        self._steps += 1
+        self._step_s += metrics.get("time/step_s", 0.0)
+        elapsed = time.monotonic() - self._t0
+        eta = self._step_s / self._steps * (self.total - step)
+        filled = round(self.BAR * step / max(self.total, 1))
+        parts = [f"{short} {metrics[key]:.4g}" for key, short in self.CONSOLE_KEYS if key in metrics]
+        return (f"step {step}/{self.total} [{'#' * filled}{'.' * (self.BAR - filled)}] {_hms(elapsed)} "
+                f"eta {_hms(eta)} | " + " | ".join(parts))
 
     def eval(self, step: int, metrics: dict[str, float]) -> None:
-        self._metrics.write(json.dumps({"step": step, "kind": "eval", **metrics}) + "\n")
-        parts = [f"{k.removeprefix('eval/')} {v:.4g}" for k, v in metrics.items() if k.endswith("accuracy")]
+        for logger in self.loggers:
+            logger.log(step, "eval", metrics)
+        parts = [f"{k.removeprefix('eval/')} {v:.4g}" for k, v in metrics.items()
+                 if k.endswith("accuracy") or "/pass@" in k]
         print(f"eval @ step {step} | " + " | ".join(parts), file=self.out, flush=True)
 
     def samples(self, step: int, records: list[dict[str, Any]]) -> None:
@@ -135,8 +161,14 @@ class RunLog:
         print(message, file=self.out, flush=True)
 
     def close(self) -> None:
-        self._metrics.close()
+        for logger in self.loggers:
+            logger.close()
         self._samples.close()
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def read_metrics(run_dir: str | Path, kind: str | None = None) -> list[dict[str, Any]]:

@@ -25,10 +25,10 @@ def train(cfg: RecipeConfig, resume: str | None = None) -> Path:
     with Session(cfg, resume) as s:
         if s.start_step >= cfg.run.steps:  # resumed at the end: said so in the log, nothing started
             return s.run_dir
-        r, eval_tokens = cfg.rollout, cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
+        r = cfg.rollout
         if s.eval_sets and s.start_step == 0:
             s.sync.before_rollout()
-            s.log.eval(0, evaluate(s.rollouts, s.verify, s.eval_sets, eval_tokens))
+            s.log.eval(0, evaluate(s.rollouts, s.verify, s.eval_sets, cfg))
         kl = kl_controller(cfg)
         kl.value = s.kl_value if s.kl_value is not None else kl.value
         with preemption.deferred():
@@ -46,11 +46,12 @@ def train(cfg: RecipeConfig, resume: str | None = None) -> Path:
                 s.guard.check(step, update)  # non-finite updates were skipped; too many in a row abort
                 sync = s.sync(version=step)
                 kl.update(prepared.get("actor/kl_in_reward", update.get("actor/kl", 0.0)), len(rows))
+                step_s = time.perf_counter() - t0
                 metrics = {**batch.metrics(), **sampling, **prepared, **update, **timer.times, **sync,
-                           "time/step_s": time.perf_counter() - t0}
+                           "time/step_s": step_s, "throughput/tokens_per_s": rows.num_tokens() / step_s}
                 if cfg.eval.interval and step % cfg.eval.interval == 0 and step < cfg.run.steps and s.eval_sets:
                     s.sync.before_rollout()
-                    s.log.eval(step, evaluate(s.rollouts, s.verify, s.eval_sets, eval_tokens))
+                    s.log.eval(step, evaluate(s.rollouts, s.verify, s.eval_sets, cfg))
                 s.log.step(step, metrics)
                 s.log.samples(step, batch.sample_records(cfg.logging.samples_per_step))
                 stop = preemption.requested()
@@ -60,7 +61,7 @@ def train(cfg: RecipeConfig, resume: str | None = None) -> Path:
                     raise preemption.Preempted(stop)
         if s.eval_sets:
             s.sync.before_rollout()
-            s.log.eval(cfg.run.steps, evaluate(s.rollouts, s.verify, s.eval_sets, eval_tokens))
+            s.log.eval(cfg.run.steps, evaluate(s.rollouts, s.verify, s.eval_sets, cfg))
         if cfg.checkpoint.final:
             s.log.info(f"final checkpoint: {s.export_final()}")
         return s.run_dir

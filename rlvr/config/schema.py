@@ -371,6 +371,10 @@ class EvalConfig(_Strict):
     """Evaluate every this many steps (0: only before training and at the end)."""
     max_new_tokens: int | None = None
     """Response budget for evaluation (defaults to ``rollout.max_new_tokens``)."""
+    n: int = Field(1, ge=1)
+    """Samples per prompt: 1 is greedy accuracy; more also logs ``pass@k`` (k = 1, 2, 4, ..., n) and ``avg@n``."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature when ``n`` > 1."""
 
 
 class CheckpointConfig(_Strict):
@@ -387,6 +391,16 @@ class CheckpointConfig(_Strict):
 class LoggingConfig(_Strict):
     samples_per_step: int = Field(4, ge=0)
     """Generations (with scores) written to ``samples.jsonl`` per step."""
+    loggers: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)
+    """Metric loggers besides ``metrics.jsonl`` and the console (always on); several at once is fine."""
+    wandb_project: str = "rlvr"
+    """Weights & Biases project."""
+    wandb_mode: Literal["offline", "online"] = "offline"
+    """W&B mode: offline writes ``RUN/wandb`` without any network (``wandb sync`` it later)."""
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking URI; None: a local file store in ``RUN/mlruns``."""
+    mlflow_experiment: str = "rlvr"
+    """MLflow experiment name."""
 
 
 class ResourcesConfig(_Strict):

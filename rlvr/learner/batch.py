@@ -59,6 +59,10 @@ class TrainRows:
     def active_sequences(self) -> int:
         return sum(self.is_active(i) for i in range(len(self)))
 
+    def num_tokens(self) -> int:
+        """Prompt + response tokens of every row (throughput)."""
+        return sum(len(ids) for ids in self.input_ids)
+
 
 def token_budget_chunks(lengths: list[int], budget: int) -> list[list[int]]:
     """Split row indices (kept in order) into micro-batches whose padded size

@@ -28,3 +28,6 @@ def test_recipe_raises_heldout_accuracy(algo: str, tmp_path: Path) -> None:
         assert all("dynamic_sampling/signal_fraction" in r for r in train)
     if algo == "ppo":
         assert all("critic/vf_loss" in r for r in train)
+    from rlvr.metrics import undocumented
+
+    assert undocumented({k for row in train + evals for k in row}) == []  # the metrics reference covers them

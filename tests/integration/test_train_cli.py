@@ -1,5 +1,6 @@
-"""The real CLI runs the default recipe for a few steps: run directory, metrics, samples, and a
-final checkpoint that transformers and vLLM both load and agree on."""
+"""The real CLI runs the default recipe for a few steps with every logger on: run directory, metrics,
+samples, the same metrics read back from JSONL, TensorBoard, offline W&B and MLflow, every key in the
+metrics reference, and a final checkpoint that transformers and vLLM both load and agree on."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cmd = [
         sys.executable, "-m", "rlvr.cli", "train", str(DEFAULT_RECIPE), f"run.steps={STEPS}",
         f"run.output_dir={out}", "rollout.prompts_per_step=16", "eval.interval=2", "logging.samples_per_step=2",
+        "logging.loggers=[tensorboard,wandb,mlflow]",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -62,6 +64,27 @@ def test_run_directory_contents(run_dir: Path) -> None:
         assert s["correct"] == right, s
 
 
+def test_every_logger_has_the_same_metrics(run_dir: Path) -> None:
+    from tests.readback import from_jsonl, from_mlflow, from_tensorboard, from_wandb
+
+    reference = from_jsonl(run_dir)
+    assert len(reference) > 40 and reference["reward/mean"].keys() == set(range(1, STEPS + 1))
+    for name, series in (("tensorboard", from_tensorboard(run_dir)), ("wandb", from_wandb(run_dir)),
+                         ("mlflow", from_mlflow(run_dir))):
+        assert series.keys() == reference.keys(), (name, series.keys() ^ reference.keys())
+        for key, points in reference.items():
+            assert series[key].keys() == points.keys(), (name, key)
+            for step, value in points.items():  # TensorBoard stores float32
+                assert series[key][step] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key, step)
+
+
+def test_every_logged_metric_is_documented(run_dir: Path) -> None:
+    from rlvr.metrics import undocumented
+
+    keys = {k for row in read_metrics(run_dir) for k in row}
+    assert undocumented(keys) == []
+
+
 def test_final_checkpoint_loads_in_transformers_and_vllm(run_dir: Path, tmp_path: Path) -> None:
     ckpt = run_dir / "checkpoints" / "final"
     assert (ckpt / "model.safetensors").is_file() and (ckpt / "config.json").is_file()
@@ -90,3 +113,37 @@ print("AGREE", hf)
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     assert proc.returncode == 0 and "AGREE" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+
+
+def test_eval_cli_computes_pass_at_k_through_vllm(run_dir: Path, tmp_path: Path) -> None:
+    """`rlvr eval` on the base model (4 samples per prompt) and on the trained run (greedy): pass@k equals
+    the unbiased estimate recomputed from its per-sample verdicts, and each verdict is right."""
+    from math import comb
+
+    from tests.conftest import TINY
+
+    data = tmp_path / "h32.jsonl"
+    data.write_text("".join((TINY / "data" / "heldout.jsonl").read_text().splitlines(keepends=True)[:32]))
+    out, samples = tmp_path / "eval.json", tmp_path / "samples.jsonl"
+    cmd = [sys.executable, "-m", "rlvr.cli", "eval", str(TINY / "model"), "--data", str(data), "--n", "4",
+           "--k", "1,2,4", "--max-new-tokens", "8", "--out", str(out), "--samples-out", str(samples)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())["datasets"]["h32"]
+    recs = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert len(recs) == 32 * 4 and result["prompts"] == 32
+    verdicts: dict[int, list[bool]] = {}
+    for r in recs:
+        assert r["correct"] == (r["response"].strip() == r["ground_truth"] and r["finish_reason"] == "stop"), r
+        verdicts.setdefault(r["row"], []).append(r["correct"])
+    for k in (1, 2, 4):
+        by_hand = sum(1 - comb(4 - sum(v), k) / comb(4, k) for v in verdicts.values()) / 32
+        assert result[f"pass@{k}"] == pytest.approx(by_hand, abs=1e-12)
+    assert result["pass@1"] == pytest.approx(result["avg@4"]) and result["pass@1"] <= result["pass@4"]
+
+    greedy = subprocess.run([sys.executable, "-m", "rlvr.cli", "eval", str(run_dir), "--data", str(data),
+                             "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert greedy.returncode == 0, greedy.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["model"].startswith(str(run_dir / "checkpoints" / "step_")) and res["settings"]["temperature"] == 0.0
+    assert set(res["datasets"]["h32"]) >= {"pass@1", "avg@1", "reward/mean", "response_length/mean"}

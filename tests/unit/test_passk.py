@@ -1,0 +1,46 @@
+"""pass@k against hand-computed cases (Chen et al. 2021's unbiased estimator) and the per-set summary."""
+
+from __future__ import annotations
+
+from math import comb
+
+import pytest
+
+from rlvr.evaluate import default_ks, pass_at_k, summarize
+
+
+@pytest.mark.parametrize("n, c, k, expected", [
+    (5, 2, 1, 2 / 5),                # pass@1 is the fraction correct
+    (5, 2, 2, 1 - 3 / 10),           # 1 - C(3,2)/C(5,2)
+    (5, 2, 3, 1 - 1 / 10),           # 1 - C(3,3)/C(5,3)
+    (5, 2, 4, 1.0),                  # fewer than k wrong ones: a correct one is always drawn
+    (8, 0, 8, 0.0),
+    (8, 8, 1, 1.0),
+    (10, 3, 5, 1 - 21 / 252),        # C(7,5)=21, C(10,5)=252
+    (16, 1, 4, 4 / 16),
+])
+def test_hand_computed(n: int, c: int, k: int, expected: float) -> None:
+    assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
+
+
+def test_matches_the_binomial_formula_everywhere() -> None:
+    for n in range(1, 13):
+        for c in range(n + 1):
+            for k in range(1, n + 1):
+                assert pass_at_k(n, c, k) == pytest.approx(1 - comb(n - c, k) / comb(n, k), abs=1e-12)
+
+
+def test_rejects_impossible_arguments() -> None:
+    for n, c, k in [(4, 5, 1), (4, 2, 0), (4, 2, 5), (4, -1, 1)]:
+        with pytest.raises(ValueError, match="pass@k needs"):
+            pass_at_k(n, c, k)
+
+
+def test_summary_over_prompts() -> None:
+    verdicts = [[True, False, False, False], [False, False, False, False], [True, True, True, True]]
+    out = summarize(verdicts, [1, 2, 4])
+    assert out["pass@1"] == pytest.approx((1 / 4 + 0 + 1) / 3)
+    assert out["pass@2"] == pytest.approx(((1 - comb(3, 2) / comb(4, 2)) + 0 + 1) / 3)
+    assert out["pass@4"] == pytest.approx((1 + 0 + 1) / 3)
+    assert out["avg@4"] == pytest.approx(5 / 12)
+    assert default_ks(8) == [1, 2, 4, 8] and default_ks(6) == [1, 2, 4, 6] and default_ks(1) == [1]
