@@ -78,6 +78,21 @@ def test_every_logger_has_the_same_metrics(run_dir: Path) -> None:
                 assert series[key][step] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key, step)
 
 
+def test_plot_of_the_run_draws_its_metrics(run_dir: Path, tmp_path: Path) -> None:
+    from rlvr.plot import plot_runs
+
+    fig = plot_runs([run_dir], None, tmp_path / "run.png")
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+    assert {"reward/mean", "accuracy", "actor/kl", "eval/heldout/accuracy"} <= panels.keys()
+    for metric, ax in panels.items():
+        (line,) = ax.get_lines()
+        kind = "eval" if metric.startswith("eval/") else "train"
+        rows = read_metrics(run_dir, kind)
+        assert list(line.get_xdata()) == [r["step"] for r in rows]
+        assert list(line.get_ydata()) == [r[metric] for r in rows]
+    assert (tmp_path / "run.png").stat().st_size > 10_000
+
+
 def test_every_logged_metric_is_documented(run_dir: Path) -> None:
     from rlvr.metrics import undocumented
 
