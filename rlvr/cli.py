@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="validate recipes without starting any engine")
     v.add_argument("recipes", nargs="+", help="recipe YAML files")
+    v.add_argument("--plan", action="store_true",
+                   help="also print each recipe's worker layout for its resources.gpus_per_node (no cluster needed)")
 
     a = sub.add_parser(
         "verify", help="audit a verifier against labelled completions",
@@ -204,17 +206,21 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate(paths: list[str]) -> int:
+def _validate(paths: list[str], plan: bool = False) -> int:
     from rlvr.config import RecipeError, load_recipe
+    from rlvr.placement import ResourceError, plan_layout
 
     failed = 0
     for path in paths:
         try:
-            load_recipe(path)
+            cfg = load_recipe(path)
             print(f"ok    {path}")
-        except RecipeError as err:
+            if plan:
+                layout = plan_layout(cfg, cfg.algorithm.advantage == "gae", cfg.resources.gpus_per_node or 0)
+                print(f"      {layout.summary}")
+        except (RecipeError, ResourceError) as err:
             failed += 1
-            print(f"FAIL  {err}", file=sys.stderr)
+            print(f"FAIL  {path}: {err}" if isinstance(err, ResourceError) else f"FAIL  {err}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -268,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "validate":
-        return _validate(args.recipes)
+        return _validate(args.recipes, args.plan)
     if args.command == "verify":
         return _verify(args)
     if args.command == "eval":

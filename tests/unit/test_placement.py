@@ -131,3 +131,13 @@ def test_recipe_level_checks(override: str, message: str | None) -> None:
             _cfg(override)
     with pytest.raises(RecipeError, match="not a multiple"):
         _cfg("resources.gpus_per_node=6", "rollout.tensor_parallel_size=4")
+
+
+def test_validate_plan_prints_each_recipes_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    from rlvr.cli import main
+    from tests.conftest import ROOT
+
+    assert main(["validate", "--plan", str(ROOT / "recipes" / "dapo_qwen2.5_32b.yaml"), str(DEFAULT_RECIPE)]) == 0
+    out = capsys.readouterr().out
+    assert "128 GPU(s) on 16 node(s), colocated: 128 learner rank(s) on GPU 0..127, 32 engine(s) x TP 4" in out
+    assert "CPU: 2 actor(s) x 1 CPU (1 learner rank(s), 1 engine(s))" in out
