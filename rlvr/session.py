@@ -85,14 +85,18 @@ class Session:
         from rlvr.weight_sync import WeightSync
 
         cfg, t0 = self.cfg, time.perf_counter()
-        self.run_dir, ckpt = open_run_dir(cfg, self.resume)  # a resumed run's logs are cut back to its step
-        self.checkpoints = CheckpointWriter(self.run_dir, cfg.checkpoint.keep)
-        state = read_state(ckpt) if ckpt else None
-        if state is not None:
-            changed = config_changes(state["config"], cfg)
+
+        def same_experiment(ckpt: Path) -> None:
+            changed = config_changes(read_state(ckpt)["config"], cfg)
             if changed:
                 raise CheckpointError(f"cannot resume from {ckpt}: the recipe changed in ways that make it another "
                                       f"experiment: {'; '.join(changed)}. Restore those values or start a new run")
+
+        # refused before anything in the run directory changes; then a resumed run's logs are cut to its step
+        self.run_dir, ckpt = open_run_dir(cfg, self.resume, accept=same_experiment)
+        self.checkpoints = CheckpointWriter(self.run_dir, cfg.checkpoint.keep)
+        state = read_state(ckpt) if ckpt else None
+        if state is not None:
             self.start_step, self.kl_value = int(state["step"]), float(state["kl_coef"])
         self.log = RunLog(self.run_dir, cfg.run.steps, loggers=build_loggers(cfg, self.run_dir))
         self._stack.callback(self.log.close)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -37,7 +37,8 @@ def create_run_dir(cfg: RecipeConfig) -> Path:
     return run
 
 
-def open_run_dir(cfg: RecipeConfig, resume: str | None) -> tuple[Path, Path | None]:
+def open_run_dir(cfg: RecipeConfig, resume: str | None,
+                 accept: Callable[[Path], None] | None = None) -> tuple[Path, Path | None]:
     """(run directory, checkpoint to resume from or None).
 
     ``resume`` None: a new run directory. ``auto``: ``output_dir/name`` itself, created if missing, resumed
@@ -56,6 +57,8 @@ def open_run_dir(cfg: RecipeConfig, resume: str | None) -> tuple[Path, Path | No
     else:
         ckpt = find_checkpoint(resume)
         run = ckpt.parent.parent
+    if ckpt is not None and accept is not None:
+        accept(ckpt)
     try:
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.yaml").write_text(dump_recipe(cfg))

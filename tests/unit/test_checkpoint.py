@@ -153,3 +153,21 @@ def test_disk_space_is_checked_against_a_checkpoint(tmp_path: Path, capsys: pyte
     with pytest.raises(CheckpointError, match="GiB free, but one checkpoint needs about"):
         session._check_disk(free // CHECKPOINT_BYTES_PER_PARAM * 2)
     session.log.close()
+
+
+def test_a_refused_resume_changes_nothing_in_the_run_dir(tmp_path: Path) -> None:
+    from rlvr.session import Session
+
+    cfg = load_recipe(DEFAULT_RECIPE, [f"run.output_dir={tmp_path}", "run.name=r"])
+    run = tmp_path / "r"
+    run.mkdir()
+    tmp = CheckpointWriter(run, keep=2).begin(2)
+    CheckpointWriter(run, keep=2).commit(tmp, 2, {"step": 2, "config": training_config(cfg)})
+    (run / "config.yaml").write_text("original\n")
+    (run / "metrics.jsonl").write_text('{"step": 3, "kind": "train"}\n')
+    other = load_recipe(DEFAULT_RECIPE, [f"run.output_dir={tmp_path}", "run.name=r", "algorithm.lr=0.1"])
+    with pytest.raises(CheckpointError, match=r"the recipe changed .*algorithm.lr: .* -> 0.1"):
+        with Session(other, resume="auto"):
+            pass
+    assert (run / "config.yaml").read_text() == "original\n"
+    assert (run / "metrics.jsonl").read_text() == '{"step": 3, "kind": "train"}\n'
