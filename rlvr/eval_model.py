@@ -52,7 +52,12 @@ def resolve_model(path: str) -> tuple[Path, RecipeConfig | None]:
 
     p = Path(path).resolve()
     if (p / "config.json").is_file() and not (p / "COMPLETE").is_file():
-        run = p.parent.parent if p.parent.name == "checkpoints" else None
+        if p.parent.name == "checkpoints":  # RUN/checkpoints/final
+            run = p.parent.parent
+        elif (p.parent / "COMPLETE").is_file():  # RUN/checkpoints/step_N/hf
+            run = p.parent.parent.parent
+        else:
+            run = None
         hf = p
     elif (p / "COMPLETE").is_file():
         run, hf = p.parent.parent, p / "hf"

@@ -44,3 +44,25 @@ def test_summary_over_prompts() -> None:
     assert out["pass@4"] == pytest.approx((1 + 0 + 1) / 3)
     assert out["avg@4"] == pytest.approx(5 / 12)
     assert default_ks(8) == [1, 2, 4, 8] and default_ks(6) == [1, 2, 4, 6] and default_ks(1) == [1]
+
+
+def test_model_argument_resolves_checkpoints_and_runs(tmp_path) -> None:
+    from rlvr.checkpoint import CheckpointWriter
+    from rlvr.eval_model import EvalError, resolve_model
+    from tests.conftest import DEFAULT_RECIPE
+
+    run = tmp_path / "run"
+    writer = CheckpointWriter(run, keep=2)
+    for step in (2, 4):
+        tmp = writer.begin(step)
+        (tmp / "hf").mkdir()
+        (tmp / "hf" / "config.json").write_text("{}")
+        writer.commit(tmp, step, {"step": step})
+    (run / "config.yaml").write_text(DEFAULT_RECIPE.read_text().replace("../", str(DEFAULT_RECIPE.parents[1]) + "/"))
+    latest = run / "checkpoints" / "step_000004"
+    assert resolve_model(str(run))[0] == latest / "hf"                  # a run: its latest checkpoint
+    assert resolve_model(str(run / "checkpoints" / "step_000002"))[0].parent.name == "step_000002"
+    hf, recipe = resolve_model(str(latest / "hf"))                      # a checkpoint's export: still its run
+    assert hf == latest / "hf" and recipe is not None and recipe.reward.verifier == "exact_int"
+    with pytest.raises(EvalError, match="not a Hugging Face model directory"):
+        resolve_model(str(tmp_path / "nothing"))
