@@ -76,9 +76,10 @@ def run_eval(model: str, s: EvalSettings) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from rlvr.data.dataset import build_rows
-    from rlvr.evaluate import default_ks, summarize
+    from rlvr.evaluate import default_ks, summarize, verdicts
+    from rlvr.rollout.batch import verify_sample
     from rlvr.rollout.worker import RolloutWorker
-    from rlvr.verify import VerifierPool, VerifySample
+    from rlvr.verify import VerifierPool
     from rlvr.verify.specs import DEFAULT_VERIFIER, build_specs, verifier_checker
 
     if s.temperature == 0 and s.n > 1:
@@ -110,11 +111,9 @@ def run_eval(model: str, s: EvalSettings) -> dict[str, Any]:
             groups = engine.generate([r.token_ids for r in rows], s.n, s.temperature, s.top_p, max_tokens,
                                      seed=None if s.temperature == 0 else s.seed)
             flat = [(row, smp) for row, group in zip(rows, groups) for smp in group]
-            results = pool.score_batch(
-                [VerifySample(prompt=row.text, response=smp["text"], ground_truth=row.answer, metadata=row.metadata,
-                              finish_reason=smp["finish_reason"], response_tokens=len(smp["token_ids"]))
-                 for row, smp in flat], [row.verifier or DEFAULT_VERIFIER for row, _ in flat])
-            correct = [[bool(r.correct) for r in results[i * s.n:(i + 1) * s.n]] for i in range(len(rows))]
+            results = pool.score_batch([verify_sample(row, smp) for row, smp in flat],
+                                       [row.verifier or DEFAULT_VERIFIER for row, _ in flat])
+            correct = verdicts(results, s.n)
             if s.samples_out:
                 _append_samples(s.samples_out, label, flat, results)
             out["datasets"][label] = {

@@ -10,7 +10,7 @@ from rlvr.config.schema import RecipeConfig
 from rlvr.data.dataset import PromptRow
 from rlvr.rollout.batch import collect
 from rlvr.rollout.group import RolloutGroup
-from rlvr.verify import VerifierPool
+from rlvr.verify import VerifierPool, VerifyResult
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -34,6 +34,11 @@ def default_ks(n: int) -> list[int]:
         ks.append(k)
         k *= 2
     return ks + [n]
+
+
+def verdicts(results: list[VerifyResult], n: int) -> list[list[bool]]:
+    """Group-major results (each prompt's ``n`` samples in a row) -> per-prompt lists of verdicts."""
+    return [[bool(r.correct) for r in results[i : i + n]] for i in range(0, len(results), n)]
 
 
 def summarize(correct: list[list[bool]], ks: list[int]) -> dict[str, float]:
@@ -63,7 +68,7 @@ def evaluate(
             metrics[f"eval/{name}/{key}"] = m[key]
         metrics[f"eval/{name}/n"] = float(len(rows))
         if sampled:
-            verdicts = [[bool(r.correct) for r in batch.results[i * e.n:(i + 1) * e.n]] for i in range(len(rows))]
-            metrics.update({f"eval/{name}/{k}": v for k, v in summarize(verdicts, default_ks(e.n)).items()})
+            metrics.update({f"eval/{name}/{k}": v
+                            for k, v in summarize(verdicts(batch.results, e.n), default_ks(e.n)).items()})
     metrics["time/eval_s"] = time.perf_counter() - start
     return metrics

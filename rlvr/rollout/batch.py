@@ -114,6 +114,12 @@ class RolloutBatch:
         return out
 
 
+def verify_sample(row: PromptRow, sample: Sample) -> VerifySample:
+    """What a verifier sees of one generated sample of ``row``."""
+    return VerifySample(prompt=row.text, response=sample["text"], ground_truth=row.answer, metadata=row.metadata,
+                        finish_reason=sample["finish_reason"], response_tokens=len(sample["token_ids"]))
+
+
 def collect(
     rollouts: RolloutGroup, verify: VerifierPool, prompts: list[PromptRow], n: int, temperature: float,
     top_p: float, max_tokens: int, seed: int | None,
@@ -130,11 +136,7 @@ def collect(
                                                   max_tokens, seed):
         owners = [p for p in prompts[start : start + len(groups)] for _ in range(n)]
         shard = [s for g in groups for s in g]
-        to_score = [
-            VerifySample(prompt=p.text, response=s["text"], ground_truth=p.answer, metadata=p.metadata,
-                         finish_reason=s["finish_reason"], response_tokens=len(s["token_ids"]))
-            for p, s in zip(owners, shard)
-        ]
+        to_score = [verify_sample(p, s) for p, s in zip(owners, shard)]
         pending.append((start, shard, verify.submit(to_score, [p.verifier or DEFAULT_VERIFIER for p in owners])))
     t1 = time.perf_counter()
     samples: list[Sample] = []
