@@ -1,11 +1,11 @@
-"""Everything a run holds open: run directory and log, data, Ray, verifier workers, rollout
-engines, learners and the weight sync; started in order, torn down in reverse (also on error).
-A resumed session restores the checkpoint's learner, critic, data position and KL coefficient and
-pushes the weights into the engines before the first rollout."""
+"""Everything a run holds open: run directory and log, data, the engines (Ray, verifier workers, rollout
+engines: `rlvr.engines`, its own or shared), learners and the weight sync; started in order, torn down in
+reverse (also on error). A resumed session restores the checkpoint's learner, critic, data position and KL
+coefficient and pushes the weights into the engines before the first rollout; a session on shared engines
+pushes its fresh policy into them the same way."""
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import time
@@ -23,6 +23,7 @@ from rlvr.checkpoint import (
 )
 from rlvr.config import RecipeConfig
 from rlvr.data.dataset import PromptRow, PromptSampler, build_rows
+from rlvr.engines import Engines
 from rlvr.loggers import build_loggers
 from rlvr.remote import WorkerError
 from rlvr.tracking import RunLog, open_run_dir
@@ -31,22 +32,31 @@ CHECKPOINT_BYTES_PER_PARAM = 16  # weights + fp32 master + Adam moments + the Hu
 
 
 class UpdateGuard:
-    """Counts updates skipped for NaN/Inf loss or gradients; aborts after ``limit`` steps in a row
-    where every update was skipped (a diverged run burns compute and checkpoints nothing useful)."""
+    """Counts updates skipped for NaN/Inf loss or gradients, per role (``actor``, ``critic``); aborts after
+    ``limit`` steps in a row where every update of one role was skipped (a diverged run burns compute and
+    checkpoints nothing useful). Per role, because a critic that keeps training must not hide a policy
+    whose every update is skipped."""
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.in_a_row, self.total = limit, 0, 0
+        self.limit = limit
+        self.in_a_row: dict[str, int] = {}
+        self.total: dict[str, int] = {}
 
     def check(self, step: int, update: dict[str, float]) -> None:
-        skipped = sum(v for k, v in update.items() if k.endswith("/skipped_updates"))
-        applied = sum(v for k, v in update.items() if k.endswith("/optimizer_steps"))
-        self.total += int(skipped)
-        self.in_a_row = self.in_a_row + 1 if skipped and skipped >= applied else 0
-        if self.in_a_row >= self.limit:
-            raise TrainingDiverged(
-                f"step {step}: every update of the last {self.in_a_row} steps had a NaN/Inf loss or gradient and "
-                f"was skipped ({self.total} skipped in all; learner.max_skipped_steps={self.limit}); the run "
-                "stops here. Lower algorithm.lr, check the data and rewards, or resume from an earlier checkpoint")
+        for key, skipped in update.items():
+            if not key.endswith("/skipped_updates"):
+                continue
+            role = key.removesuffix("/skipped_updates")
+            applied = update.get(f"{role}/optimizer_steps", 0.0)
+            self.total[role] = self.total.get(role, 0) + int(skipped)
+            self.in_a_row[role] = self.in_a_row.get(role, 0) + 1 if skipped and skipped >= applied else 0
+        for role, count in self.in_a_row.items():
+            if count >= self.limit:
+                raise TrainingDiverged(
+                    f"step {step}: every {role} update of the last {count} steps had a NaN/Inf loss or gradient "
+                    f"and was skipped ({self.total[role]} skipped in all; learner.max_skipped_steps={self.limit}); "
+                    "the run stops here. Lower the learning rate, check the data and rewards, or resume from an "
+                    "earlier checkpoint")
 
 
 class TrainingDiverged(RuntimeError):
@@ -54,8 +64,11 @@ class TrainingDiverged(RuntimeError):
 
 
 class Session:
-    def __init__(self, cfg: RecipeConfig, resume: str | None = None) -> None:
-        self.cfg, self.resume = cfg, resume
+    """One run. ``engines``: use these (already started, e.g. shared by several runs one after another)
+    instead of starting its own; they must suit the recipe (`rlvr.engines.Engines.mismatch`)."""
+
+    def __init__(self, cfg: RecipeConfig, resume: str | None = None, engines: Engines | None = None) -> None:
+        self.cfg, self.resume, self._shared = cfg, resume, engines
         self._stack = ExitStack()
         self.start_step, self.kl_value = 0, None
         self.guard = UpdateGuard(cfg.learner.max_skipped_steps)
@@ -72,19 +85,38 @@ class Session:
         self._stack.close()
 
     def _start(self) -> None:
-        import ray
-        from transformers import AutoConfig, AutoTokenizer
-
         from rlvr.algorithms import get_algorithm
-        from rlvr.learner.group import LearnerGroup
-        from rlvr.placement import Placement
-        from rlvr.remote import init_ray
-        from rlvr.rollout.group import RolloutGroup
-        from rlvr.verify import VerifierPool
-        from rlvr.verify.specs import build_specs, verifier_checker
         from rlvr.weight_sync import WeightSync
 
         cfg, t0 = self.cfg, time.perf_counter()
+        ckpt = self._open_run()
+        if self.start_step >= cfg.run.steps:
+            self.log.info(f"nothing to train: the checkpoint {ckpt} is at step {self.start_step} and run.steps is "
+                          f"{cfg.run.steps} (raise run.steps to train further)")
+            return
+        row_verifiers = self._load_data(ckpt)
+        self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
+        engines = self._engines(row_verifiers)
+        self.verify, self.rollouts = engines.verify, engines.rollouts
+        info = self._start_learners(engines)
+        placed = engines.wait_ready()
+        self.sync = WeightSync(self.learners, self.rollouts)
+        self.log.info(f"weight sync: {self.sync.describe()}")
+        if ckpt is not None:
+            self._restore(ckpt)
+        elif self._shared is not None:  # shared engines hold whatever policy the previous run left
+            self.sync(version=0)
+        self.log.info(
+            f"ready in {time.perf_counter() - t0:.1f} s: {cfg.learner.num_ranks} learner rank(s) "
+            f"({info['params'] / 1e6:.2f}M params) on {info['nodes']}, {len(placed)} rollout engine(s) on "
+            f"{sorted({p['node'] for p in placed})}"
+        )
+
+    def _open_run(self) -> Path | None:
+        """Run directory, log and checkpoint writer; the checkpoint to resume from, if any. A checkpoint of
+        another experiment is refused before anything in the run directory changes; a resumed run's logs
+        are cut back to its step."""
+        cfg = self.cfg
 
         def same_experiment(ckpt: Path) -> None:
             changed = config_changes(read_state(ckpt)["config"], cfg)
@@ -92,26 +124,30 @@ class Session:
                 raise CheckpointError(f"cannot resume from {ckpt}: the recipe changed in ways that make it another "
                                       f"experiment: {'; '.join(changed)}. Restore those values or start a new run")
 
-        # refused before anything in the run directory changes; then a resumed run's logs are cut to its step
         self.run_dir, ckpt = open_run_dir(cfg, self.resume, accept=same_experiment)
         self.checkpoints = CheckpointWriter(self.run_dir, cfg.checkpoint.keep)
-        state = read_state(ckpt) if ckpt else None
-        if state is not None:
+        if ckpt is not None:
+            state = read_state(ckpt)
             self.start_step, self.kl_value = int(state["step"]), float(state["kl_coef"])
         self.log = RunLog(self.run_dir, cfg.run.steps, loggers=build_loggers(cfg, self.run_dir))
         self._stack.callback(self.log.close)
         self.log.info(f"run directory: {self.run_dir}")
         if self.resume is not None and ckpt is None:
             self.log.info(f"resume {self.resume}: no checkpoint yet in {self.run_dir}; starting from step 0")
-        if self.start_step >= cfg.run.steps:
-            self.log.info(f"nothing to train: the checkpoint {ckpt} is at step {self.start_step} and run.steps is "
-                          f"{cfg.run.steps} (raise run.steps to train further)")
-            return
+        return ckpt
 
+    def _load_data(self, ckpt: Path | None) -> list[str | None]:
+        """Training prompts (at the checkpoint's position) and eval sets, checked row by row; every row's
+        verifier name, for the verifier pool."""
+        from transformers import AutoTokenizer
+
+        from rlvr.verify.specs import verifier_checker
+
+        cfg = self.cfg
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, revision=cfg.model.revision)
         check = verifier_checker(cfg.reward)
         train_rows: list[PromptRow] = []
-        self.eval_sets = {}
+        self.eval_sets: dict[str, list[PromptRow]] = {}
         for split, sources in (("train", cfg.data.train), ("eval", cfg.eval.data)):
             for src in sources:
                 rows, report = build_rows(src, cfg.data, tokenizer, check)
@@ -121,61 +157,53 @@ class Session:
                 else:
                     self.eval_sets[src.label] = rows
         self.prompts = PromptSampler(train_rows, cfg.data.shuffle, cfg.run.seed)
-        if state is not None:
-            self.prompts.load_state_dict(state["sampler"])
-        self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
+        if ckpt is not None:
+            self.prompts.load_state_dict(read_state(ckpt)["sampler"])
+        return [row.verifier for rows in [train_rows, *self.eval_sets.values()] for row in rows]
 
-        critic_ranks = cfg.learner.num_ranks if self.algorithm.needs_critic else 0
-        js = cfg.reward.judge_server
-        actors = cfg.rollout.num_engines + cfg.learner.num_ranks + critic_ranks
-        init_ray(cfg.ray.address, cfg.ray.num_cpus,
-                 math.ceil(actors * cfg.resources.cpus_per_worker + (js.num_cpus if js else 0)))
-        self._stack.callback(ray.shutdown)
-        placement = Placement.reserve(cfg, self.algorithm.needs_critic, cfg.ray.startup_timeout_s,
-                                      extra_cpus=js.num_cpus if js else 0.0, extra_gpus=js.num_gpus if js else 0.0)
-        self._stack.callback(placement.remove)
-        self.log.info(f"placement: {placement.layout.summary}")
-        judge_url, judge_model = self._start_judge_server() if cfg.reward.judge_server else (None, None)
-        row_verifiers = [row.verifier for rows in [train_rows, *self.eval_sets.values()] for row in rows]
-        self.verify = self._stack.enter_context(VerifierPool(
-            build_specs(cfg.reward, row_verifiers, judge_url, judge_model), num_workers=cfg.reward.num_workers,
-            timeout_s=cfg.reward.timeout_s, failure_score=cfg.reward.failure_score,
-        ))
-        max_len = cfg.data.max_prompt_tokens + max(cfg.rollout.max_new_tokens, cfg.eval.max_new_tokens or 0)
-        tied = bool(getattr(AutoConfig.from_pretrained(cfg.model.source, revision=cfg.model.revision),
-                            "tie_word_embeddings", False))
-        self.learners = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, placement=placement)
+    def _engines(self, row_verifiers: list[str | None]) -> Engines:
+        """The shared engines, checked against this recipe, or engines of this run's own."""
+        critic = self.algorithm.needs_critic
+        if self._shared is not None:
+            why = self._shared.mismatch(self.cfg, critic, row_verifiers)
+            if why:
+                raise ValueError(f"these engines cannot run {self.cfg.run.name}: {'; '.join(why)}")
+            return self._shared
+        return self._stack.enter_context(
+            Engines(self.cfg, critic, row_verifiers, self.log.info, log_dir=self.run_dir / "logs"))
+
+    def _start_learners(self, engines: Engines) -> dict[str, Any]:
+        """The policy learners and, for PPO, the critic, on the engines' placement; rank 0's summary once
+        every rank is set up (the engines keep loading meanwhile)."""
+        from rlvr.learner.group import LearnerGroup
+
+        cfg = self.cfg
+        self.learners = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, placement=engines.placement)
         self._stack.callback(self.learners.shutdown)
-        self.rollouts = RolloutGroup(cfg, max_len, tied, timeout_s=cfg.ray.startup_timeout_s, placement=placement)
-        self._stack.callback(self.rollouts.shutdown)
         self.critic = None
         if self.algorithm.needs_critic:
             from rlvr.learner.critic import CriticWorker
 
-            self.critic = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, placement=placement,
+            self.critic = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, placement=engines.placement,
                                        worker_cls=CriticWorker, role="critic")
             self._stack.callback(self.critic.shutdown)
-        placed = self.rollouts.wait_ready()
         info = self.learners.setup()
+        self.learners.timeout_s = cfg.ray.call_timeout_s
         if self.critic is not None:
             self.critic.setup()
             self.critic.timeout_s = cfg.ray.call_timeout_s
-        self.learners.timeout_s = self.rollouts.timeout_s = cfg.ray.call_timeout_s
         self._check_disk(info["params"] * (2 if self.critic is not None else 1))
-        self.sync = WeightSync(self.learners, self.rollouts)
-        self.log.info(f"weight sync: {self.sync.describe()}")
-        if ckpt is not None:
-            self.learners.load_state(str(ckpt / "learner"))
-            if self.critic is not None:
-                self.critic.load_state(str(ckpt / "critic"))
-            pushed = self.sync(version=self.start_step)  # the engines must sample from the restored policy
-            self.log.info(f"resumed from {ckpt} at step {self.start_step}; weights pushed to the engines in "
-                          f"{pushed['time/sync_s']:.1f} s")
-        self.log.info(
-            f"ready in {time.perf_counter() - t0:.1f} s: {cfg.learner.num_ranks} learner rank(s) "
-            f"({info['params'] / 1e6:.2f}M params) on {info['nodes']}, {len(placed)} rollout engine(s) on "
-            f"{sorted({p['node'] for p in placed})}"
-        )
+        return info
+
+    def _restore(self, ckpt: Path) -> None:
+        """Learner and critic state from ``ckpt``, pushed into the engines: they must sample from the
+        restored policy."""
+        self.learners.load_state(str(ckpt / "learner"))
+        if self.critic is not None:
+            self.critic.load_state(str(ckpt / "critic"))
+        pushed = self.sync(version=self.start_step)
+        self.log.info(f"resumed from {ckpt} at step {self.start_step}; weights pushed to the engines in "
+                      f"{pushed['time/sync_s']:.1f} s")
 
     def save_checkpoint(self, step: int, kl_value: float) -> Path:
         """A complete checkpoint of step ``step`` (see `rlvr.checkpoint`), or a clear error and none."""
@@ -221,19 +249,3 @@ class Session:
         if free < peak:
             self.log.info(f"warning: {free / 2**30:.1f} GiB free in {self.run_dir}; checkpoint.keep="
                           f"{self.cfg.checkpoint.keep} needs about {peak / 2**30:.1f} GiB")
-
-    def _start_judge_server(self) -> tuple[str, str]:
-        """Start the model judge's own vLLM server (its own Ray actor and resources); its URL and served name."""
-        from rlvr.remote import wait
-        from rlvr.verify.judge_server import launch_judge_server, shutdown_judge_server
-
-        js = self.cfg.reward.judge_server
-        assert js is not None
-        handle, url = launch_judge_server(
-            js.model, num_cpus=js.num_cpus, num_gpus=js.num_gpus, vllm_args=js.vllm_args, env=js.env,
-            ready_timeout_s=js.ready_timeout_s, log_dir=str(self.run_dir / "logs"),
-        )
-        self._stack.callback(shutdown_judge_server, handle)
-        served = wait(handle.info.remote(), 60.0, "judge server info")["model"]
-        self.log.info(f"judge server {served} at {url}")
-        return url, served

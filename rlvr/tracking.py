@@ -132,10 +132,10 @@ class RunLog:
                   f"{metrics['dynamic_sampling/rounds']:.0f} rounds; topped up {short:.0f} zero-signal group(s) "
                   f"(raise algorithm.max_generation_batches, or the data is nearly all solved/unsolved)",
                   file=self.out, flush=True)
-        skipped = metrics.get("actor/skipped_updates", 0)
-        if skipped:
-            print(f"  warning: {skipped:.0f} update(s) skipped for a NaN/Inf loss or gradient",
-                  file=self.out, flush=True)
+        for key, skipped in metrics.items():
+            if key.endswith("/skipped_updates") and skipped:
+                print(f"  warning: {skipped:.0f} {key.removesuffix('/skipped_updates')} update(s) skipped for a "
+                      "NaN/Inf loss or gradient", file=self.out, flush=True)
 
     def progress(self, step: int, metrics: dict[str, float]) -> str:
         """``step 12/100 [##........] 0:01:03 eta 0:07:41 | reward 0.61 | ...``: time since the session

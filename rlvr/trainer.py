@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rlvr import preemption
 from rlvr.config import RecipeConfig
+from rlvr.engines import Engines
 from rlvr.evaluate import evaluate
 from rlvr.prepare import kl_controller, prepare_rows
 from rlvr.rollout.sampling import sample_step
@@ -20,9 +21,10 @@ from rlvr.session import Session
 from rlvr.tracking import PhaseTimer
 
 
-def train(cfg: RecipeConfig, resume: str | None = None) -> Path:
-    """Run a recipe to completion (or from a checkpoint: ``resume`` is a path or ``auto``); the run directory."""
-    with Session(cfg, resume) as s:
+def train(cfg: RecipeConfig, resume: str | None = None, engines: Engines | None = None) -> Path:
+    """Run a recipe to completion (or from a checkpoint: ``resume`` is a path or ``auto``); the run directory.
+    ``engines``: already started ones to use instead of starting its own (see `rlvr.engines`)."""
+    with Session(cfg, resume, engines) as s:
         if s.start_step >= cfg.run.steps:  # resumed at the end: said so in the log, nothing started
             return s.run_dir
         r = cfg.rollout

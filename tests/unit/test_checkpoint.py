@@ -109,8 +109,26 @@ def test_update_guard_aborts_after_consecutive_skipped_steps() -> None:
     guard.check(2, {"actor/skipped_updates": 2.0, "actor/optimizer_steps": 2.0})
     guard.check(3, {"actor/skipped_updates": 0.0, "actor/optimizer_steps": 2.0})  # recovered: count resets
     guard.check(4, {"actor/skipped_updates": 2.0, "actor/optimizer_steps": 2.0})
-    with pytest.raises(TrainingDiverged, match=r"step 5: every update of the last 2 steps.*\(7 skipped in all"):
+    with pytest.raises(TrainingDiverged, match=r"step 5: every actor update of the last 2 steps.*\(7 skipped in all"):
         guard.check(5, {"actor/skipped_updates": 2.0, "actor/optimizer_steps": 2.0})
+
+
+def test_update_guard_counts_each_role_alone() -> None:
+    """PPO: a policy whose every update is skipped must stop the run while the critic keeps training (the
+    sum over roles, 2 skipped of 4, hid it)."""
+    guard = UpdateGuard(limit=3)
+    diverged = {"actor/skipped_updates": 2.0, "actor/optimizer_steps": 2.0,
+                "critic/skipped_updates": 0.0, "critic/optimizer_steps": 2.0}
+    guard.check(1, diverged)
+    guard.check(2, diverged)
+    with pytest.raises(TrainingDiverged, match=r"step 3: every actor update of the last 3 steps.*\(6 skipped in all"):
+        guard.check(3, diverged)
+    critic_only = UpdateGuard(limit=2)  # and the other way round
+    critic_only.check(1, {"actor/skipped_updates": 0.0, "actor/optimizer_steps": 1.0,
+                          "critic/skipped_updates": 1.0, "critic/optimizer_steps": 1.0})
+    with pytest.raises(TrainingDiverged, match="every critic update"):
+        critic_only.check(2, {"actor/skipped_updates": 0.0, "actor/optimizer_steps": 1.0,
+                              "critic/skipped_updates": 1.0, "critic/optimizer_steps": 1.0})
 
 
 def test_first_signal_in_the_loop_is_deferred_a_second_stops_at_once() -> None:
