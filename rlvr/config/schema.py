@@ -168,7 +168,7 @@ class AlgorithmConfig(_Strict):
     lr: float = Field(1e-6, gt=0)
     """AdamW learning rate."""
     warmup_steps: int = Field(0, ge=0)
-    """Linear learning-rate warm-up, in optimizer steps."""
+    """Linear learning-rate warm-up, in optimizer steps: update k uses k / warmup_steps of ``lr``."""
     weight_decay: float = Field(0.0, ge=0)
     """AdamW weight decay."""
     grad_clip: float = Field(1.0, ge=0)
@@ -492,6 +492,9 @@ class RecipeConfig(_Strict):
                              f"rollout.tensor_parallel_size={tp}: an engine cannot span nodes")
         if self.resources.gpus_per_node == 0 and tp > 1:
             raise ValueError(f"rollout.tensor_parallel_size={tp} needs GPUs, but resources.gpus_per_node is 0")
+        if self.algorithm.warmup_steps and "scheduler" in self.learner.deepspeed:
+            raise ValueError("algorithm.warmup_steps and learner.deepspeed.scheduler both set the learning-rate "
+                             "schedule; use one of them")
         longest = self.data.max_prompt_tokens + self.rollout.max_new_tokens
         if longest > self.learner.micro_batch_tokens:
             raise ValueError(

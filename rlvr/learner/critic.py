@@ -39,7 +39,7 @@ class CriticWorker(LearnerWorker):
     def setup(self) -> dict[str, Any]:
         from transformers import AutoConfig, AutoModelForTokenClassification
 
-        from rlvr.learner.deepspeed_config import train_config
+        from rlvr.learner.deepspeed_config import critic_config
 
         cfg, load = self.cfg, self._init_rank()
         config = AutoConfig.from_pretrained(cfg.model.source, **load)
@@ -47,10 +47,7 @@ class CriticWorker(LearnerWorker):
         model = AutoModelForTokenClassification.from_pretrained(
             cfg.model.source, config=config, dtype=self.master_dtype, **load
         )
-        ds = train_config(cfg, self.world_size)
-        ds["optimizer"]["params"]["lr"] = cfg.algorithm.critic_lr
-        ds.pop("scheduler", None)  # the policy's warm-up schedule is not the critic's
-        self._initialize(model, ds)
+        self._initialize(model, critic_config(cfg, self.world_size))
         return {"params": sum(p.numel() for p in model.parameters()), **self.ready()}
 
     def _values(self, mb: MicroBatch) -> torch.Tensor:
@@ -90,11 +87,12 @@ class CriticWorker(LearnerWorker):
                 sums["critic/vf_loss"] += float(torch.where(mb.mask > 0, per_token, 0.0).sum())
                 sums["critic/vf_clipfrac"] += float(clipped.sum())
                 sums["critic/values"] += float(torch.where(mb.mask > 0, values, 0.0).sum())
+        lr = float(self.engine.get_lr()[0])  # the rate this update uses
         skipped = 0.0 if self._optimizer_step() else 1.0
         result = {f"sum/{k}": v for k, v in sums.items()}
         result["part/loss"] = sums["critic/vf_loss"] / num_tokens
         result["skipped"] = skipped
         result["grad_norm"] = self._grad_norm(skipped)
-        result["lr"] = float(self.engine.get_lr()[0])
+        result["lr"] = lr
         result["time/update_rank"] = time.perf_counter() - start
         return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rlvr.config.loader import deep_merge
@@ -29,13 +30,35 @@ def train_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
-    if a.warmup_steps > 0:
-        ds["scheduler"] = {
-            "type": "WarmupLR",
-            "params": {"warmup_min_lr": 0.0, "warmup_max_lr": a.lr, "warmup_num_steps": a.warmup_steps,
-                       "warmup_type": "linear"},
-        }
     return deep_merge(ds, cfg.learner.deepspeed)
+
+
+def warmup_scheduler(cfg: RecipeConfig) -> Callable[[Any], Any] | None:
+    """The policy's learning-rate schedule for ``deepspeed.initialize(lr_scheduler=...)``: linear warm-up over
+    ``algorithm.warmup_steps`` optimizer updates, update k using k / warmup_steps of the rate, then constant.
+    None without warm-up.
+
+    Not DeepSpeed's own ``WarmupLR``: its schedule starts at step -1 and its linear ramp at 0, so its first
+    two updates run at a learning rate of 0 and the full rate comes two updates late (measured with
+    deepspeed 0.19: 0, 0, 1/4, 2/4, 3/4, 1 for four warm-up steps)."""
+    steps = cfg.algorithm.warmup_steps
+    if steps == 0:
+        return None
+
+    def build(optimizer: Any) -> Any:
+        from torch.optim.lr_scheduler import LambdaLR
+
+        return LambdaLR(optimizer, lambda done: min(1.0, (done + 1) / steps))  # done: updates taken so far
+
+    return build
+
+
+def critic_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:
+    """Config for PPO's value model: the policy's, at ``algorithm.critic_lr`` (the policy's warm-up
+    schedule, `warmup_scheduler`, is not passed to the critic)."""
+    ds = train_config(cfg, world_size)
+    ds["optimizer"]["params"]["lr"] = cfg.algorithm.critic_lr
+    return ds
 
 
 def inference_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:

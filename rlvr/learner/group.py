@@ -85,14 +85,21 @@ class LearnerGroup:
         return metrics
 
     def compute_gradients(
-        self, rows: TrainRows, kl_coef: float = 0.0, loss_agg: str | None = None
-    ) -> tuple[float, dict[str, Any]]:
-        """Loss and gradients of ``rows`` as one mini-batch, without an optimizer step (tests)."""
+        self, rows: TrainRows, kl_coef: float = 0.0, algorithm: dict[str, Any] | None = None
+    ) -> tuple[float, dict[str, float], dict[str, Any]]:
+        """Loss, the loss module's metrics (means over response tokens) and rank 0's full gradients of
+        ``rows`` as one mini-batch, without an optimizer step, optionally with ``algorithm`` fields
+        changed (tests)."""
         n_tok, n_seq = float(max(rows.response_tokens(), 1)), float(max(rows.active_sequences(), 1))
-        refs = [w.compute_gradients.remote(s, n_tok, n_seq, kl_coef, loss_agg)
+        refs = [w.compute_gradients.remote(s, n_tok, n_seq, kl_coef, algorithm)
                 for w, s in zip(self.workers, self._shards(rows))]
         results = wait(refs, self.timeout_s, "learner compute_gradients")
-        return sum(loss for loss, _ in results), results[0][1]
+        sums: dict[str, float] = {}
+        for part, _ in results:
+            for k, v in part.items():
+                if k.startswith("sum/"):
+                    sums[k[4:]] = sums.get(k[4:], 0.0) + v / n_tok
+        return sum(part.get("part/loss", 0.0) for part, _ in results), sums, results[0][1]
 
     def compute_values(self, rows: TrainRows) -> list[list[float]]:
         """Critic values per response token (only for a group of `CriticWorker` ranks)."""

@@ -150,9 +150,19 @@ class LearnerWorker:
         self._own_norm: float | None = None  # rlvr's gradient norm where DeepSpeed reports none (no ZeRO)
 
     def ready(self) -> dict[str, Any]:
-        from rlvr.remote import placement
+        """Where this rank runs. Driven directly, outside Ray (a benchmark or a GPU check on a machine without
+        Ray): this host and process."""
+        try:
+            import ray
+        except ImportError:
+            ray = None
+        if ray is not None and ray.is_initialized():
+            from rlvr.remote import placement
 
-        return {**placement(), "rank": self.rank}
+            return {**placement(), "rank": self.rank}
+        import socket
+
+        return {"node": socket.gethostname(), "ip": "127.0.0.1", "pid": os.getpid(), "rank": self.rank}
 
     def _init_rank(self) -> dict[str, Any]:
         """What every rank of every role does first: seed, join the process group, load the
@@ -170,13 +180,14 @@ class LearnerWorker:
         self.ref = None
         return load
 
-    def _initialize(self, model: torch.nn.Module, ds_config: dict[str, Any]) -> None:
+    def _initialize(self, model: torch.nn.Module, ds_config: dict[str, Any], lr_scheduler: Any = None) -> None:
         import deepspeed
 
         if self.cfg.learner.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.engine, *_ = deepspeed.initialize(
-            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=ds_config
+            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], config=ds_config,
+            lr_scheduler=lr_scheduler,
         )
 
     def setup(self) -> dict[str, Any]:
@@ -184,12 +195,12 @@ class LearnerWorker:
         from transformers import AutoModelForCausalLM
 
         from rlvr.algorithms import get_algorithm
-        from rlvr.learner.deepspeed_config import inference_config, train_config
+        from rlvr.learner.deepspeed_config import inference_config, train_config, warmup_scheduler
 
         cfg, load = self.cfg, self._init_rank()
         model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=self.master_dtype, **load)
         self.tied = bool(getattr(model.config, "tie_word_embeddings", False))
-        self._initialize(model, train_config(cfg, self.world_size))
+        self._initialize(model, train_config(cfg, self.world_size), warmup_scheduler(cfg))
         self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
         if self.algorithm.needs_reference:
             ref_model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=self.master_dtype, **load)
@@ -300,34 +311,42 @@ class LearnerWorker:
         start = time.perf_counter()
         result = self._accumulate(rows, num_tokens, num_sequences, kl_coef)
         result.setdefault("part/loss", 0.0)
+        result["lr"] = float(self.engine.get_lr()[0])  # the rate this update uses (the schedule steps with it)
         result["skipped"] = 0.0 if self._optimizer_step() else 1.0
         result["grad_norm"] = self._grad_norm(result["skipped"])
-        result["lr"] = float(self.engine.get_lr()[0])
         result["time/update_rank"] = time.perf_counter() - start
         return result
 
     def compute_gradients(
         self, rows: TrainRows, num_tokens: float, num_sequences: float, kl_coef: float = 0.0,
-        loss_agg: str | None = None,
-    ) -> tuple[float, dict[str, torch.Tensor]]:
-        """(loss, full gradients by parameter name) of one mini-batch share, without stepping,
-        optionally under another aggregation mode. For invariance tests: the result must not
-        depend on micro-batching or the number of ranks."""
-        from deepspeed.utils import safe_get_full_grad
+        algorithm: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        """(loss and metric sums, full gradients by parameter name) of one mini-batch share, without
+        stepping, optionally with ``algorithm`` fields changed (e.g. another aggregation mode or an
+        entropy bonus). For tests: the result must not depend on micro-batching or the number of ranks,
+        and each setting must reach the loss."""
+        from deepspeed.utils import safe_get_full_grad, safe_set_full_grad
 
         from rlvr.algorithms import get_algorithm
 
-        algorithm = self.algorithm
-        if loss_agg is not None:
-            cfg = self.cfg.algorithm.model_copy(update={"loss_agg": loss_agg})
-            self.algorithm = get_algorithm(cfg, max_new_tokens=self.cfg.rollout.max_new_tokens)
+        cfg, loss_module = self.cfg, self.algorithm
+        if algorithm:
+            self.cfg = cfg.model_copy(update={"algorithm": cfg.algorithm.model_copy(update=algorithm)})
+            self.algorithm = get_algorithm(self.cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
+        named = self._named_params()
         try:
             sums = self._accumulate(rows, num_tokens, num_sequences, kl_coef)
-            grads = {n: safe_get_full_grad(p).detach().clone().cpu() for n, p in self._named_params()}
+            grads = {n: safe_get_full_grad(p).detach().clone() for n, p in named}
         finally:
-            self.algorithm = algorithm
+            self.cfg, self.algorithm = cfg, loss_module
+            # No step will consume these gradients: clear ZeRO's accumulation buffers too (zero_grad alone
+            # leaves ZeRO-1/2's partitioned sums, which the next call would add to).
+            for n, p in named:
+                full = safe_get_full_grad(p)
+                if full is not None:
+                    safe_set_full_grad(p, torch.zeros_like(full))
             self.engine.optimizer.zero_grad()
-        return sums.get("part/loss", 0.0), grads
+        return sums, {n: g.cpu() for n, g in grads.items()}
 
     def _optimizer_step(self) -> bool:
         """The optimizer step, unless the loss or a gradient is NaN/Inf on any rank: then the update is
