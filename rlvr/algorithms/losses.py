@@ -7,6 +7,8 @@ x truncated importance sampling. `NFTLoss` is NFT's likelihood loss on the impli
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from rlvr.algorithms.base import AdvantageInput, AdvantageOutput, AggNorm, LossInput
@@ -98,9 +100,13 @@ class PolicyGradientLoss(_Base):
         ratio = torch.exp(log_ratio(batch.logprobs, batch.old_logprobs, mask, level=c.ratio_level))  # [B, T]
         clip = ppo_clip(ratio, batch.advantages, c.clip_low, c.clip_high, dual_clip=c.dual_clip, mask=mask)
         per_token = clip.loss  # [B, T]
+        sums: dict[str, torch.Tensor] = {}
         if c.tis_cap is not None and batch.sampler_logprobs is not None:
-            per_token = per_token * tis_weights(batch.old_logprobs, batch.sampler_logprobs, mask, c.tis_cap)
-        sums = {
+            weights = tis_weights(batch.old_logprobs, batch.sampler_logprobs, mask, c.tis_cap)  # [B, T]
+            per_token = per_token * weights
+            truncated = (batch.old_logprobs - batch.sampler_logprobs).detach() > math.log(c.tis_cap)
+            sums["actor/tis_clipfrac"] = (truncated & (mask > 0)).float().sum()
+        sums |= {
             "actor/pg_loss": torch.where(mask > 0, clip.loss, 0.0).sum().detach(),
             # verl's pg_clipfrac = low | high; verl's pg_clipfrac_lower is our pg_clipfrac_dual
             "actor/pg_clipfrac": ((clip.clipped_low | clip.clipped_high).float() * mask).sum(),
@@ -108,6 +114,9 @@ class PolicyGradientLoss(_Base):
             "actor/pg_clipfrac_high": (clip.clipped_high.float() * mask).sum(),  # A > 0, ratio > 1 + clip_high
             "actor/pg_clipfrac_dual": (clip.dual_clipped.float() * mask).sum(),  # A < 0, ratio > dual_clip
             "actor/ratio_mean": torch.where(mask > 0, ratio, 0.0).sum().detach(),
+            # k1 of pi_old against pi per token (verl's ppo_kl): 0 on the first pass over fresh samples,
+            # how far the policy has moved from the sampling one in later mini-batches and epochs
+            "actor/ppo_kl": torch.where(mask > 0, batch.old_logprobs - batch.logprobs, 0.0).sum().detach(),
         }
         per_token = self._common_terms(batch, per_token, sums)
         return aggregate(per_token, mask, c.loss_agg, norm), sums
