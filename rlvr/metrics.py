@@ -48,8 +48,8 @@ METRICS: list[tuple[str, str, str]] = [
     ("actor/kl_coef", "every step", "KL coefficient used this step (adaptive controllers change it)"),
     ("actor/kl_in_reward", "KL in the reward", "mean per-sequence KL penalty folded into the reward"),
     ("actor/ratio_mean", "every step", "mean importance ratio pi/pi_old over tokens"),
-    ("actor/ppo_kl", "policy-gradient losses", "mean log pi_old - log pi over tokens (k1): 0 on the first pass over fresh "
-     "samples, how far the policy moved within the step's later mini-batches and epochs"),
+    ("actor/ppo_kl", "policy-gradient losses", "mean log pi_old - log pi over tokens (k1): 0 on the first pass "
+     "over fresh samples, how far the policy moved within the step's later mini-batches and epochs"),
     ("actor/pg_clipfrac", "every step", "fraction of tokens whose ratio was clipped (either side)"),
     ("actor/pg_clipfrac_low", "every step", "fraction clipped below 1 - clip_low"),
     ("actor/pg_clipfrac_high", "every step", "fraction clipped above 1 + clip_high"),

@@ -247,10 +247,11 @@ def job_processes(job_id: int) -> list[str]:
 
 @pytest.fixture(scope="module", name="slurm")
 def slurm_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
-    """``slurm``: a running single-machine Slurm with two nodes for a test module (skips where Slurm is not
-    installed). Import ``slurm_fixture`` into the test module to use it."""
+    """``slurm``: a running single-machine Slurm with two nodes for a test module. Where Slurm is not installed
+    the tests fail with how to install it (never a silent skip); ``-m "not slurm"`` leaves them out on
+    purpose. Import ``slurm_fixture`` into the test module to use it."""
     if not installed():
-        pytest.skip(INSTALL_HINT)
+        pytest.fail(f"{INSTALL_HINT}; or leave the Slurm tests out with -m 'not slurm'", pytrace=False)
     cluster = Slurm(tmp_path_factory.mktemp("slurm"), nodes=2)
     try:
         cluster.start()

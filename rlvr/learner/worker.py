@@ -341,7 +341,7 @@ class LearnerWorker:
             self.cfg, self.algorithm = cfg, loss_module
             # No step will consume these gradients: clear ZeRO's accumulation buffers too (zero_grad alone
             # leaves ZeRO-1/2's partitioned sums, which the next call would add to).
-            for n, p in named:
+            for _, p in named:
                 full = safe_get_full_grad(p)
                 if full is not None:
                     safe_set_full_grad(p, torch.zeros_like(full))

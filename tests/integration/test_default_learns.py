@@ -1,5 +1,9 @@
-"""The embedded default recipe, unmodified, learns: greedy held-out accuracy (through vLLM)
-rises by at least 30 points from step 0 to the end. This is the README's first command."""
+"""The embedded default recipe, unmodified, learns at the pace it was measured at: greedy held-out accuracy
+(through vLLM) 0.394 at step 0, 0.944 at step 10, 0.988 at step 40; the sampled reward 0.60 at step 1 and
+about 0.94 over the last steps. The thresholds (0.85 at step 10, 0.93 at the end, +0.2 reward) leave room
+for other machines' rounding but not for a trainer learning several times slower (a 4x smaller learning
+rate gives 0.50 at step 2 and 0.87 at step 10: tests/integration/test_training.py). This is the README's
+first command."""
 
 from __future__ import annotations
 
@@ -21,5 +25,9 @@ def test_default_recipe_raises_heldout_accuracy_by_30_points(tmp_path: Path) -> 
     assert first["step"] == 0 and last["step"] == len(read_metrics(run_dir, "train"))
     before, after = first["eval/heldout/accuracy"], last["eval/heldout/accuracy"]
     assert 0.2 <= before <= 0.6, f"base model greedy accuracy {before:.3f} outside the designed 20-60% band"
-    assert after - before >= 0.30, f"held-out accuracy {before:.3f} -> {after:.3f}"
+    early = next(r["eval/heldout/accuracy"] for r in evals if r["step"] == 10)
+    assert early >= 0.85, f"held-out accuracy {before:.3f} -> {early:.3f} at step 10"
+    assert after >= 0.93, f"held-out accuracy {before:.3f} -> {after:.3f} at the end"
+    reward = [r["reward/mean"] for r in read_metrics(run_dir, "train")]
+    assert sum(reward[-5:]) / 5 - reward[0] >= 0.2, reward
     assert (run_dir / "checkpoints" / "final" / "model.safetensors").is_file()

@@ -19,7 +19,13 @@ from rlvr.placement import Placement
 from rlvr.remote import init_ray
 from tests.conftest import DEFAULT_RECIPE
 
-AGG = ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
+AGG = [  # every aggregation mode (rlvr.algorithms.parts.aggregation.AGG_MODES), with the settings it needs
+    {"loss_agg": "token-mean"},
+    {"loss_agg": "seq-mean-token-mean"},
+    {"loss_agg": "seq-mean-token-sum"},
+    {"loss_agg": "seq-mean-token-sum-norm"},
+    {"loss_agg": "token-sum-constant", "loss_agg_constant": 7.0},
+]
 
 
 def _rows(tokenizer) -> TrainRows:
@@ -50,7 +56,8 @@ def _gradients(cfg_overrides: list[str], tmp: str) -> list[tuple[float, dict[str
     rows.old_logprobs = [[x - 0.05 for x in lp] for lp in learners.compute_logprobs(rows, "policy")]  # ratio != 1
     out = []
     for agg in AGG:
-        out.append(learners.compute_gradients(rows, kl_coef=0.1, loss_agg=agg))
+        loss, _, grads = learners.compute_gradients(rows, kl_coef=0.1, algorithm=agg)
+        out.append((loss, grads))
     learners.shutdown()
     placement.remove()
     return out
@@ -67,6 +74,12 @@ def ray_session():
     init_ray(None, None, 3)
     yield
     ray.shutdown()
+
+
+def test_every_aggregation_mode_is_covered() -> None:
+    from rlvr.algorithms.parts.aggregation import AGG_MODES
+
+    assert sorted(a["loss_agg"] for a in AGG) == sorted(AGG_MODES)
 
 
 def test_micro_batch_and_rank_invariance(ray_session, tmp_path) -> None:

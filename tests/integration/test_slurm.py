@@ -20,7 +20,7 @@ from rlvr.tracking import read_metrics
 from tests.conftest import DEFAULT_RECIPE, ROOT, processes_with, wait_for
 from tests.slurm import Slurm, job_processes, slurm_fixture  # noqa: F401  (the `slurm` fixture)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
 SBATCH = ROOT / "launch" / "slurm.sbatch"
 CLUSTER = ROOT / "launch" / "ray_cluster.sh"

@@ -162,3 +162,35 @@ def test_eval_cli_computes_pass_at_k_through_vllm(run_dir: Path, tmp_path: Path)
     res = json.loads(out.read_text())
     assert res["model"].startswith(str(run_dir / "checkpoints" / "step_")) and res["settings"]["temperature"] == 0.0
     assert set(res["datasets"]["h32"]) >= {"pass@1", "avg@1", "reward/mean", "response_length/mean"}
+
+
+def test_final_export_holds_the_trained_weights(run_dir: Path) -> None:
+    """checkpoints/final scores fixed sequences exactly as the learner's own state at the last step does (its
+    DeepSpeed checkpoint), and differently from the base model it started from."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.conftest import TINY
+
+    final = run_dir / "checkpoints" / "final"
+    tok = AutoTokenizer.from_pretrained(final)
+    texts = ["Q: 57+68=125", "Q: 38+45=83", "Q: 12+34=46", "Q: 99+1=100"]
+
+    def logprobs(model: torch.nn.Module) -> torch.Tensor:
+        out = []
+        for text in texts:
+            ids = tok(text, return_tensors="pt").input_ids
+            with torch.no_grad():
+                logits = model(ids).logits[0, :-1].float()
+            out.append(torch.log_softmax(logits, -1).gather(-1, ids[0, 1:, None]).squeeze(-1))
+        return torch.cat(out)
+
+    exported = AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(TINY / "model", dtype=torch.float32)
+    learner = AutoModelForCausalLM.from_pretrained(TINY / "model", dtype=torch.float32)
+    state = torch.load(run_dir / "checkpoints" / f"step_{STEPS:06d}" / "learner" / "state" / "mp_rank_00_model_states.pt",
+                       map_location="cpu", weights_only=False)["module"]
+    missing, unexpected = learner.load_state_dict(state, strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # tied to the embedding
+    assert (logprobs(exported) - logprobs(learner)).abs().max() < 1e-6
+    assert (logprobs(exported) - logprobs(base)).abs().max() > 1e-2

@@ -25,9 +25,9 @@ STEPS = 2
 SERVER = "vllm.entrypoints.openai.api_server"
 
 
-def test_train_with_a_served_judge_term(tmp_path: Path, tiny_model: Path) -> None:
+def _judge_recipe(tmp_path: Path, tiny_model: Path, steps: int) -> Path:
     recipe = yaml.safe_load(dump_recipe(load_recipe(DEFAULT_RECIPE, [
-        f"run.steps={STEPS}", f"run.output_dir={tmp_path / 'runs'}", "rollout.prompts_per_step=16", "eval.data=[]",
+        f"run.steps={steps}", f"run.output_dir={tmp_path / 'runs'}", "rollout.prompts_per_step=16", "eval.data=[]",
         "logging.samples_per_step=4",
     ])))
     recipe["reward"].update({
@@ -45,6 +45,11 @@ def test_train_with_a_served_judge_term(tmp_path: Path, tiny_model: Path) -> Non
     })
     path = tmp_path / "judge_recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_train_with_a_served_judge_term(tmp_path: Path, tiny_model: Path) -> None:
+    path = _judge_recipe(tmp_path, tiny_model, STEPS)
     before = set(processes_with(SERVER))
     proc = subprocess.run([sys.executable, "-m", "rlvr.cli", "train", str(path)], capture_output=True, text=True,
                           timeout=900)
@@ -63,3 +68,39 @@ def test_train_with_a_served_judge_term(tmp_path: Path, tiny_model: Path) -> Non
     assert samples and all(set(s["details"]["terms"]) == {"correct", "judge"} for s in samples)
     assert {s["details"]["term_reasons"]["judge"] for s in samples} <= {"ok", "mismatch", "no_verdict"}
     assert set(processes_with(SERVER)) <= before  # the judge server went down with the run
+
+
+def test_a_dead_judge_server_stops_the_run_within_seconds(tmp_path: Path, tiny_model: Path) -> None:
+    """The judge's vLLM server dies mid-run (as on an out-of-memory kill): the run ends within seconds with an
+    error naming the judge server and showing its log, like a dead engine, instead of scoring every sample
+    as a verifier failure until the end."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from tests.conftest import wait_for
+
+    cmd = [sys.executable, "-m", "rlvr.cli", "train", str(_judge_recipe(tmp_path, tiny_model, 200))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        assert wait_for(lambda: any(line.startswith("step 1/") for line in lines), 600), "".join(lines[-50:])
+        (server,) = [pid for pid in processes_with(SERVER) if pid not in processes_with("rlvr.verify.judge_server")]
+        killed_at = time.monotonic()
+        os.kill(server, signal.SIGKILL)
+        proc.wait(timeout=120)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(timeout=10)
+    out = "".join(lines)
+    assert proc.returncode == 1, out[-3000:]
+    assert elapsed < 30, elapsed
+    error = out[out.index("error: "):]
+    assert "judge server health: the judge's vLLM server died" in error and "judge_server.log" in error, error
+    assert not any(line.startswith("step 200/") for line in lines)
+    assert wait_for(lambda: not processes_with(SERVER), 30), processes_with(SERVER)  # nothing left behind

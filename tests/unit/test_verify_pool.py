@@ -318,3 +318,22 @@ def test_workers_exit_when_their_owner_is_killed(plugin_dir: Path) -> None:
             if running(pid):
                 os.kill(pid, 9)
 
+
+
+def test_a_failed_health_probe_fails_the_batch_at_once(plugin_dir: Path) -> None:
+    """A dependency of the verifiers dies mid-batch (a judge server): the probe's error ends the batch within
+    the probe interval, not after every sample's deadline, and it is not turned into failure scores."""
+    calls = []
+
+    def health() -> None:
+        calls.append(time.monotonic())
+        if len(calls) > 2:
+            raise RuntimeError("the judge server died")
+
+    specs = {"sleep": VerifierSpec(f"{plugin_dir / 'plugins.py'}:SleepsForever", {}, timeout_s=60.0)}
+    with VerifierPool(specs, num_workers=1, timeout_s=60.0, health=health, health_interval_s=0.2) as pool:
+        start = time.monotonic()
+        with pytest.raises(RuntimeError, match="the judge server died"):
+            pool.score_batch([_sample("x")], ["sleep"])
+        assert time.monotonic() - start < 5.0
+    assert len(calls) >= 3 and all(b - a >= 0.19 for a, b in zip(calls, calls[1:]))

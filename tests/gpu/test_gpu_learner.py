@@ -1,0 +1,132 @@
+"""GPU: the learner's update rules on CUDA, driven directly (one rank, NCCL with world size 1, no Ray or
+vLLM needed, so these run on a GPU machine that has neither):
+
+* a NaN loss skips the update under bf16 with ZeRO 0, 2 and 3 (DeepSpeed's bf16 overflow check, or rlvr's own
+  without ZeRO): weights bit-identical, the skip counted, and the next finite batch trains;
+* the loss and gradients do not depend on the micro-batch split, for every aggregation mode (float64
+  masters on CUDA, as tests/integration/test_invariance.py does on CPU);
+* weight decay and the warm-up schedule reach DeepSpeed's optimizer on CUDA (a zero-gradient update shrinks
+  every weight by exactly lr_k x weight_decay);
+* an all-clipped batch has no gradient.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from typing import Any
+
+import pytest
+import torch
+
+from rlvr.config import load_recipe
+from rlvr.learner.batch import TrainRows
+from tests.conftest import DEFAULT_RECIPE
+
+pytestmark = pytest.mark.gpu
+
+AGG = [{"loss_agg": "token-mean"}, {"loss_agg": "seq-mean-token-mean"}, {"loss_agg": "seq-mean-token-sum"},
+       {"loss_agg": "seq-mean-token-sum-norm"}, {"loss_agg": "token-sum-constant", "loss_agg_constant": 7.0}]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _learner(tmp: Any, *overrides: str) -> Any:
+    from rlvr.learner.worker import LearnerWorker
+
+    cfg = load_recipe(DEFAULT_RECIPE, [f"run.output_dir={tmp}", "algorithm.kl_placement=none", "algorithm.kl_coef=0",
+                                       "rollout.prompts_per_step=2", "rollout.n=4", *overrides])
+    worker = LearnerWorker(cfg, 0, 1, "127.0.0.1", _port())
+    worker.setup()
+    assert worker.device.type == "cuda"
+    return worker
+
+
+def _rows(worker: Any, advantage: float = 1.0) -> TrainRows:
+    tok = worker.tokenizer
+    problems = [("Q: 57+68=", ["125", "15", "125", "1"]), ("Q: 38+45=", ["83", "73", "8", "783"])]
+    ids, plens, adv = [], [], []
+    for prompt, answers in problems:
+        p = tok(prompt)["input_ids"]
+        for k, a in enumerate(answers):
+            r = tok(a)["input_ids"] + [tok.eos_token_id]
+            ids.append(p + r)
+            plens.append(len(p))
+            adv.append([advantage * (1.0 if k % 2 == 0 else -1.0)] * len(r))
+    return TrainRows(input_ids=ids, prompt_lens=plens, advantages=adv)
+
+
+def _train(worker: Any, rows: TrainRows) -> dict[str, float]:
+    return worker.train_step(rows, float(rows.response_tokens()), float(rows.active_sequences()))
+
+
+def _weights(worker: Any) -> dict[str, torch.Tensor]:
+    names = [n for n, _ in worker.weight_manifest()]
+    return {k: v.clone() for k, v in worker.export_weights(names).items()}
+
+
+@pytest.fixture(autouse=True)
+def _needs_cuda() -> None:
+    assert torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("stage", [0, 2, 3])
+def test_nan_loss_skips_the_update_under_bf16(stage: int, tmp_path: Any) -> None:
+    worker = _learner(tmp_path, "model.dtype=bfloat16", f"learner.zero_stage={stage}")
+    before = _weights(worker)
+    bad = _train(worker, _rows(worker, float("nan")))
+    assert bad["skipped"] == 1.0 and math.isfinite(bad["grad_norm"]), bad
+    after = _weights(worker)
+    assert all(torch.equal(before[k], after[k]) for k in before), "a skipped update changed the weights"
+    good = _train(worker, _rows(worker, 1.0))
+    assert good["skipped"] == 0.0 and good["grad_norm"] > 0, good
+    trained = _weights(worker)
+    assert any(not torch.equal(before[k], trained[k]) for k in before)
+    assert all(torch.isfinite(v.float()).all() for v in trained.values())
+
+
+def test_micro_batches_do_not_change_the_update(tmp_path: Any) -> None:
+    out = {}
+    for budget in (8192, 22):  # 1 x 8 rows, 8 x 1 row
+        worker = _learner(tmp_path, "learner.master_dtype=float64", f"learner.micro_batch_tokens={budget}")
+        rows = _rows(worker)
+        rows.old_logprobs = [[x - 0.05 for x in lp] for lp in worker.compute_logprobs(rows)]  # ratio != 1
+        out[budget] = [worker.compute_gradients(rows, float(rows.response_tokens()), float(rows.active_sequences()),
+                                                algorithm=agg) for agg in AGG]
+    for agg, (sw, gw), (ss, gs) in zip(AGG, out[8192], out[22]):
+        assert ss["part/loss"] == pytest.approx(sw["part/loss"], rel=1e-6), agg
+        va = torch.cat([gw[k].flatten() for k in sorted(gw)])
+        vb = torch.cat([gs[k].flatten() for k in sorted(gw)])
+        assert va.norm() > 0 and ((va - vb).norm() / va.norm()).item() < 1e-6, agg
+
+
+def test_weight_decay_and_warmup_on_cuda(tmp_path: Any) -> None:
+    lr, wd = 1e-3, 0.1
+    worker = _learner(tmp_path, "learner.master_dtype=float64", f"algorithm.lr={lr}", f"algorithm.weight_decay={wd}",
+                      "algorithm.warmup_steps=2")
+    rows = _rows(worker, 0.0)
+    before = _weights(worker)
+    for k, rate in enumerate([lr / 2, lr, lr], start=1):
+        out = _train(worker, rows)
+        assert out["lr"] == pytest.approx(rate) and out["grad_norm"] == 0.0, out
+        after = _weights(worker)
+        for name, w in before.items():
+            moved = w != 0
+            ratio = after[name][moved] / w[moved]
+            # ZeRO keeps float32 master weights: exact to float32 rounding, far from the next step's 5e-5
+            assert torch.allclose(ratio, torch.full_like(ratio, 1 - rate * wd), rtol=0, atol=1e-6), (k, name)
+        before = after
+
+
+def test_all_clipped_batch_has_no_gradient(tmp_path: Any) -> None:
+    worker = _learner(tmp_path, "learner.master_dtype=float64")
+    rows = _rows(worker)
+    now = worker.compute_logprobs(rows)
+    rows.old_logprobs = [[x - 0.5 * a for x, a in zip(lp, adv)] for lp, adv in zip(now, rows.advantages)]
+    sums, grads = worker.compute_gradients(rows, float(rows.response_tokens()), float(rows.active_sequences()))
+    assert max(g.abs().max().item() for g in grads.values()) == 0.0
+    assert sums["sum/actor/pg_clipfrac"] == pytest.approx(rows.response_tokens())

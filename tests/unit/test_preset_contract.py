@@ -1,0 +1,190 @@
+"""Every preset's loss module, built as a run builds it (the resolved recipe, through `get_algorithm`),
+against values computed here by hand from the papers' formulas, not by rlvr's parts:
+
+* the advantages of a fixed batch of two groups (group statistics, leave-one-out, token whitening, GAE);
+* the on-policy gradient of the loss with respect to each token's log-prob (``-A_t`` times the
+  aggregation weight; NFT: ``-(1 - r_hat)`` on positives and ``r_hat`` on negatives, over 1000);
+* with every token's ratio beyond the clip range in its advantage's direction, a zero gradient.
+
+These run under ``pytest --control NAME`` (tests/controls.py) with the control applied, and must fail then.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rlvr.algorithms import ALGORITHM_NAMES, get_algorithm
+from rlvr.algorithms.base import AdvantageInput, AggNorm, LossInput
+from rlvr.config import RecipeConfig, load_recipe
+from tests.conftest import DEFAULT_RECIPE
+from tests.controls import with_control
+
+pytestmark = pytest.mark.controlled
+
+G = 4
+REWARDS = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0]  # two groups of four
+LENGTHS = [2, 1, 2, 3, 1, 2, 2, 1]
+VALUES = [[0.5, 0.8], [0.2], [0.1, 0.3], [0.4, 0.4, 0.6], [0.7], [0.6, 0.9], [0.5, 0.5], [0.3]]  # critic, PPO
+MAX_NEW_TOKENS = 6
+
+
+def _cfg(preset: str, control: str | None) -> RecipeConfig:
+    base = load_recipe(DEFAULT_RECIPE, [f"rollout.max_new_tokens={MAX_NEW_TOKENS}", f"rollout.n={G}"])
+    cfg = RecipeConfig.model_validate({**base.model_dump(), "algorithm": {"name": preset, "lr": 3e-4}})
+    return with_control(cfg, control) if control and preset in _applies(control) else cfg
+
+
+def _applies(control: str) -> tuple[str, ...]:
+    from tests.controls import CONTROLS
+
+    return CONTROLS[control].presets
+
+
+def _mask() -> torch.Tensor:
+    mask = torch.zeros(len(LENGTHS), max(LENGTHS))
+    for i, n in enumerate(LENGTHS):
+        mask[i, :n] = 1.0
+    return mask
+
+
+def _groups(xs: list[float]) -> list[list[float]]:
+    return [xs[k : k + G] for k in range(0, len(xs), G)]
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _std(xs: list[float], unbiased: bool = True) -> float:
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - (1 if unbiased else 0)))
+
+
+def _whiten(per_token: list[list[float]]) -> list[list[float]]:
+    """Token-weighted whitening, unbiased variance + 1e-8 (verl's masked_whiten)."""
+    flat = [x for row in per_token for x in row]
+    m, var = _mean(flat), _std(flat) ** 2
+    return [[(x - m) / math.sqrt(var + 1e-8) for x in row] for row in per_token]
+
+
+def _broadcast(seq: list[float]) -> list[list[float]]:
+    return [[a] * n for a, n in zip(seq, LENGTHS)]
+
+
+def expected_advantages(preset: str) -> list[list[float]]:
+    """Per-token advantages of the fixed batch, by hand (ALGORITHMS.md)."""
+    by_group = _groups(REWARDS)
+    if preset in ("grpo", "dapo", "gspo"):  # (R - mean) / (unbiased std + 1e-6)
+        return _broadcast([(r - _mean(g)) / (_std(g) + 1e-6) for g in by_group for r in g])
+    if preset == "drgrpo":  # R - mean
+        return _broadcast([r - _mean(g) for g in by_group for r in g])
+    if preset == "lite_ppo":  # (R - group mean) / (batch std + 1e-6)
+        return _broadcast([(r - _mean(g)) / (_std(REWARDS) + 1e-6) for g in by_group for r in g])
+    if preset == "rloo":  # R - mean of the others
+        return _broadcast([r - (sum(g) - r) / (G - 1) for g in by_group for r in g])
+    if preset == "reinforce_pp_baseline":  # R - mean, then token whitening
+        return _whiten(_broadcast([r - _mean(g) for g in by_group for r in g]))
+    if preset == "reinforce_pp":  # outcome at the last token, return-to-go (gamma 1, no KL here), whitened
+        return _whiten(_broadcast(REWARDS))
+    if preset == "ppo":  # GAE (gamma 1, lambda 0.95) from VALUES, outcome at the last token, whitened
+        out = []
+        for r, vals in zip(REWARDS, VALUES):
+            adv, nxt, last = [0.0] * len(vals), 0.0, 0.0
+            for t in reversed(range(len(vals))):
+                delta = (r if t == len(vals) - 1 else 0.0) + nxt - vals[t]
+                last = delta + 0.95 * last
+                adv[t], nxt = last, vals[t]
+            out.append(adv)
+        return _whiten(out)
+    raise AssertionError(f"no hand-computed advantages for {preset}")
+
+
+def _advantage_input() -> AdvantageInput:
+    mask = _mask()
+    values = torch.zeros_like(mask)
+    for i, vals in enumerate(VALUES):
+        values[i, : len(vals)] = torch.tensor(vals)
+    return AdvantageInput(torch.tensor(REWARDS), G, mask, kl=torch.zeros_like(mask), kl_coef=0.05, values=values,
+                          correct=torch.tensor([r > 0 for r in REWARDS]))
+
+
+PG_PRESETS = sorted(set(ALGORITHM_NAMES) - {"nft"})
+
+
+@pytest.mark.parametrize("preset", PG_PRESETS)
+def test_advantages_match_the_hand_computed_estimator(preset: str, control: str | None) -> None:
+    algo = get_algorithm(_cfg(preset, control).algorithm, max_new_tokens=MAX_NEW_TOKENS)
+    got = algo.advantages(_advantage_input()).advantages
+    for i, row in enumerate(expected_advantages(preset)):
+        assert got[i, : len(row)].tolist() == pytest.approx(row, rel=1e-5, abs=1e-6), (preset, i)
+        assert got[i, len(row) :].abs().sum() == 0, (preset, i)  # nothing past the response
+
+
+def _aggregation_weights(preset: str, cfg: RecipeConfig) -> list[list[float]]:
+    """d(loss)/d(per-token loss) for each token, by the preset's aggregation mode."""
+    a, n_tok, n_seq = cfg.algorithm, sum(LENGTHS), len(LENGTHS)
+    mode = a.loss_agg
+    if mode == "token-mean":
+        return _broadcast([1.0 / n_tok] * n_seq)
+    if mode == "seq-mean-token-mean":
+        return _broadcast([1.0 / (n_seq * n) for n in LENGTHS])
+    if mode == "seq-mean-token-sum-norm":
+        return _broadcast([1.0 / (n_seq * (a.loss_agg_constant or MAX_NEW_TOKENS))] * n_seq)
+    if mode == "token-sum-constant":
+        return _broadcast([1.0 / a.loss_agg_constant] * n_seq)
+    raise AssertionError(f"{preset}: no hand weights for {mode}")
+
+
+def _loss_grad(preset: str, control: str | None, shift: list[list[float]] | None = None) -> torch.Tensor:
+    """Gradient of the micro-batch loss w.r.t. the log-probs; ``old = logprobs - shift`` (0: on-policy).
+    The reference is the policy itself, so a KL term adds neither value nor gradient."""
+    cfg = _cfg(preset, control)
+    algo = get_algorithm(cfg.algorithm, max_new_tokens=MAX_NEW_TOKENS)
+    out = algo.advantages(_advantage_input())
+    mask = _mask()
+    logprobs = (-0.3 - 0.1 * torch.arange(mask.numel(), dtype=torch.float32).reshape(mask.shape)).requires_grad_()
+    delta = torch.zeros_like(mask)
+    for i, row in enumerate(shift or []):
+        delta[i, : len(row)] = torch.tensor(row)
+    batch = LossInput(logprobs=logprobs, old_logprobs=(logprobs - delta).detach(), advantages=out.advantages,
+                      mask=mask, ref_logprobs=logprobs.detach(), row_values=out.row_values)
+    loss, _ = algo.loss(batch, AggNorm(num_tokens=sum(LENGTHS), num_sequences=len(LENGTHS),
+                                       constant=algo.agg_constant))
+    loss.backward()
+    return logprobs.grad
+
+
+@pytest.mark.parametrize("preset", PG_PRESETS)
+def test_on_policy_gradient_is_minus_advantage_times_aggregation_weight(preset: str, control: str | None) -> None:
+    cfg = _cfg(preset, None)  # the hand values are the preset's own
+    adv, weights = expected_advantages(preset), _aggregation_weights(preset, cfg)
+    grad = _loss_grad(preset, control)
+    for i, (a_row, w_row) in enumerate(zip(adv, weights)):
+        want = [-a * w for a, w in zip(a_row, w_row)]
+        assert grad[i, : len(want)].tolist() == pytest.approx(want, rel=1e-4, abs=1e-9), (preset, i)
+
+
+@pytest.mark.parametrize("preset", ["nft"])
+def test_nft_on_policy_gradient_pulls_positives_up_and_negatives_down(preset: str, control: str | None) -> None:
+    """NFT on-policy: positives -(1 - r_hat), negatives +r_hat (the implicit negative policy's gradient
+    r_hat / (1 - r_hat) times the prompt weight 1 - r_hat), token sum over 1000."""
+    grad = _loss_grad(preset, control)
+    for i, (r, n) in enumerate(zip(REWARDS, LENGTHS)):
+        rate = _mean(_groups(REWARDS)[i // G])
+        want = -(1 - rate) / 1000 if r > 0 else rate / 1000
+        assert grad[i, :n].tolist() == pytest.approx([want] * n, rel=1e-5), (i, r)
+
+
+@pytest.mark.parametrize("preset", PG_PRESETS)
+def test_ratios_beyond_the_clip_get_no_gradient(preset: str, control: str | None) -> None:
+    """Old log-probs set so every token's ratio is 1.65 where its advantage is positive and 0.61 where it
+    is negative: beyond every preset's clip range (GSPO's length-normalised sequence ratio too), so the
+    clipped objective is flat and the gradient is exactly zero. Zero-advantage tokens have none anyway."""
+    adv = expected_advantages(preset)
+    shift = [[0.5 if a > 0 else -0.5 for a in row] for row in adv]
+    grad = _loss_grad(preset, control, shift)
+    assert any(a != 0 for row in adv for a in row)
+    assert grad.abs().max().item() == 0.0, grad
