@@ -188,8 +188,8 @@ def test_final_export_holds_the_trained_weights(run_dir: Path) -> None:
     exported = AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32)
     base = AutoModelForCausalLM.from_pretrained(TINY / "model", dtype=torch.float32)
     learner = AutoModelForCausalLM.from_pretrained(TINY / "model", dtype=torch.float32)
-    state = torch.load(run_dir / "checkpoints" / f"step_{STEPS:06d}" / "learner" / "state" / "mp_rank_00_model_states.pt",
-                       map_location="cpu", weights_only=False)["module"]
+    saved = run_dir / "checkpoints" / f"step_{STEPS:06d}" / "learner" / "state" / "mp_rank_00_model_states.pt"
+    state = torch.load(saved, map_location="cpu", weights_only=False)["module"]
     missing, unexpected = learner.load_state_dict(state, strict=False)
     assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)  # tied to the embedding
     assert (logprobs(exported) - logprobs(learner)).abs().max() < 1e-6
