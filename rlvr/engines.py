@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from rlvr.config import RecipeConfig
+from rlvr.lifecycle import Started
 
 ENGINE_FIELDS = (
     "model", "rollout.num_engines", "rollout.tensor_parallel_size", "rollout.kv_cache_gib",
@@ -41,7 +41,7 @@ def _field(cfg: RecipeConfig, dotted: str) -> Any:
     return value.model_dump() if hasattr(value, "model_dump") else value
 
 
-class Engines:
+class Engines(Started):
     """Ray, placement, judge server, verifier pool and rollout engines for ``cfg`` (``critic``: reserve
     the PPO critic's places too; ``log_dir``: the judge server's log). A context manager: everything it
     started stops on exit, in reverse."""
@@ -51,19 +51,8 @@ class Engines:
         self.cfg, self.critic, self.log, self.log_dir = cfg, critic, log, log_dir
         self.row_verifiers = {v for v in row_verifiers if v is not None}
         self.max_len = max_model_len(cfg)
-        self._stack = ExitStack()
         self.placed: list[dict[str, Any]] = []
-
-    def __enter__(self) -> Engines:
-        try:
-            self._start()
-        except BaseException:
-            self._stack.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stack.close()
+        super().__init__()
 
     def _start(self) -> None:
         """Start everything; the engines load in the background until `wait_ready` (learners start meanwhile)."""

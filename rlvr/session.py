@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from rlvr.checkpoint import (
 from rlvr.config import RecipeConfig
 from rlvr.data.dataset import PromptRow, PromptSampler, build_rows
 from rlvr.engines import Engines
+from rlvr.lifecycle import Started
 from rlvr.loggers import build_loggers
 from rlvr.remote import WorkerError
 from rlvr.tracking import RunLog, open_run_dir
@@ -63,26 +63,15 @@ class TrainingDiverged(RuntimeError):
     """Too many non-finite updates in a row."""
 
 
-class Session:
+class Session(Started):
     """One run. ``engines``: use these (already started, e.g. shared by several runs one after another)
     instead of starting its own; they must suit the recipe (`rlvr.engines.Engines.mismatch`)."""
 
     def __init__(self, cfg: RecipeConfig, resume: str | None = None, engines: Engines | None = None) -> None:
         self.cfg, self.resume, self._shared = cfg, resume, engines
-        self._stack = ExitStack()
         self.start_step, self.kl_value = 0, None
         self.guard = UpdateGuard(cfg.learner.max_skipped_steps)
-
-    def __enter__(self) -> Session:
-        try:
-            self._start()
-        except BaseException:
-            self._stack.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stack.close()
+        super().__init__()
 
     def _start(self) -> None:
         from rlvr.algorithms import get_algorithm

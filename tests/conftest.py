@@ -101,3 +101,82 @@ def processes_with(text: str) -> list[int]:
         except psutil.Error:
             continue
     return pids
+
+
+ARITH_GROUPS = [("Q: 57+68=", ["125", "15", "125", "1"]), ("Q: 38+45=", ["83", "73", "8", "783"])]
+"""Two carry problems, each with four ragged answers (right ones and the tiny model's typical mistakes)."""
+
+
+def _alternating(k: int, t: int) -> float:
+    return 1.0 if k % 2 == 0 else -1.0
+
+
+def arith_rows(tokenizer: Any, advantage: Callable[[int, int], float] = _alternating) -> Any:
+    """`TrainRows` of `ARITH_GROUPS` (2 groups of 4 responses ending in EOS); ``advantage(k, t)`` of answer k's
+    token t (default +1 for even k, -1 for odd)."""
+    from rlvr.learner.batch import TrainRows
+
+    ids, plens, adv = [], [], []
+    for prompt, answers in ARITH_GROUPS:
+        p = tokenizer(prompt)["input_ids"]
+        for k, answer in enumerate(answers):
+            r = tokenizer(answer)["input_ids"] + [tokenizer.eos_token_id]
+            ids.append(p + r)
+            plens.append(len(p))
+            adv.append([advantage(k, t) for t in range(len(r))])
+    return TrainRows(input_ids=ids, prompt_lens=plens, advantages=adv)
+
+
+class CliRun:
+    """A process (``rlvr train ...``) in its own session, its output lines collected as they come."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        import subprocess
+        import threading
+
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    def wait_line(self, prefix: str, timeout_s: float = 600) -> None:
+        """Until a line starts with ``prefix``; fails (with the output) if the process ends first."""
+        assert wait_for(lambda: any(line.startswith(prefix) for line in self.lines) or self.proc.poll() is not None,
+                        timeout_s), self.out
+        assert any(line.startswith(prefix) for line in self.lines), self.out
+
+    def finish(self, timeout_s: float = 600) -> int:
+        """The exit code; the process group is killed if it has not ended within ``timeout_s``."""
+        import os
+        import signal
+        import subprocess
+
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
+        self._reader.join(timeout=10)
+        return self.proc.returncode
+
+    def killed_within(self, victim: int, timeout_s: float = 60) -> float:
+        """SIGKILL ``victim`` (a worker of this run); seconds until the run itself ended."""
+        import os
+        import signal
+
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        self.finish(timeout_s)
+        return time.monotonic() - killed_at
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def out(self) -> str:  # for failure messages
+        return self.text[-4000:]

@@ -21,7 +21,7 @@ import torch
 
 from rlvr.config import load_recipe
 from rlvr.learner.batch import TrainRows
-from tests.conftest import DEFAULT_RECIPE
+from tests.conftest import DEFAULT_RECIPE, arith_rows
 
 pytestmark = pytest.mark.gpu
 
@@ -47,17 +47,7 @@ def _learner(tmp: Any, *overrides: str) -> Any:
 
 
 def _rows(worker: Any, advantage: float = 1.0) -> TrainRows:
-    tok = worker.tokenizer
-    problems = [("Q: 57+68=", ["125", "15", "125", "1"]), ("Q: 38+45=", ["83", "73", "8", "783"])]
-    ids, plens, adv = [], [], []
-    for prompt, answers in problems:
-        p = tok(prompt)["input_ids"]
-        for k, a in enumerate(answers):
-            r = tok(a)["input_ids"] + [tok.eos_token_id]
-            ids.append(p + r)
-            plens.append(len(p))
-            adv.append([advantage * (1.0 if k % 2 == 0 else -1.0)] * len(r))
-    return TrainRows(input_ids=ids, prompt_lens=plens, advantages=adv)
+    return arith_rows(worker.tokenizer, lambda k, t: advantage * (1.0 if k % 2 == 0 else -1.0))
 
 
 def _train(worker: Any, rows: TrainRows) -> dict[str, float]:

@@ -13,11 +13,10 @@ import ray
 import torch
 
 from rlvr.config import load_recipe
-from rlvr.learner.batch import TrainRows
 from rlvr.learner.group import LearnerGroup
 from rlvr.placement import Placement
 from rlvr.remote import init_ray
-from tests.conftest import DEFAULT_RECIPE
+from tests.conftest import DEFAULT_RECIPE, arith_rows
 
 AGG = [  # every aggregation mode (rlvr.algorithms.parts.aggregation.AGG_MODES), with the settings it needs
     {"loss_agg": "token-mean"},
@@ -26,20 +25,6 @@ AGG = [  # every aggregation mode (rlvr.algorithms.parts.aggregation.AGG_MODES),
     {"loss_agg": "seq-mean-token-sum-norm"},
     {"loss_agg": "token-sum-constant", "loss_agg_constant": 7.0},
 ]
-
-
-def _rows(tokenizer) -> TrainRows:
-    """8 ragged samples (2 groups of 4) with advantages and a frozen-reference KL term."""
-    problems = [("Q: 57+68=", ["125", "15", "125", "1"]), ("Q: 38+45=", ["83", "73", "8", "783"])]
-    ids, plens, adv = [], [], []
-    for prompt, answers in problems:
-        p = tokenizer(prompt)["input_ids"]
-        for k, a in enumerate(answers):
-            r = tokenizer(a)["input_ids"] + [tokenizer.eos_token_id]
-            ids.append(p + r)
-            plens.append(len(p))
-            adv.append([(1.0 if k % 2 == 0 else -1.0) * (0.5 + 0.1 * t) for t in range(len(r))])
-    return TrainRows(input_ids=ids, prompt_lens=plens, advantages=adv)
 
 
 def _gradients(cfg_overrides: list[str], tmp: str) -> list[tuple[float, dict[str, torch.Tensor]]]:
@@ -51,7 +36,8 @@ def _gradients(cfg_overrides: list[str], tmp: str) -> list[tuple[float, dict[str
     placement = Placement.reserve(cfg, critic=False, timeout_s=60)
     learners = LearnerGroup(cfg, timeout_s=600, placement=placement)
     learners.setup()
-    rows = _rows(tok)
+    # 8 ragged samples (2 groups of 4) with per-token advantages, and a frozen-reference KL term
+    rows = arith_rows(tok, lambda k, t: (1.0 if k % 2 == 0 else -1.0) * (0.5 + 0.1 * t))
     rows.ref_logprobs = learners.compute_logprobs(rows, "reference")
     rows.old_logprobs = [[x - 0.05 for x in lp] for lp in learners.compute_logprobs(rows, "policy")]  # ratio != 1
     out = []

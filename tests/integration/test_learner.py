@@ -22,11 +22,10 @@ import ray
 import torch
 
 from rlvr.config import RecipeConfig, load_recipe
-from rlvr.learner.batch import TrainRows
 from rlvr.learner.group import LearnerGroup
 from rlvr.placement import Placement
 from rlvr.remote import init_ray
-from tests.conftest import DEFAULT_RECIPE
+from tests.conftest import DEFAULT_RECIPE, arith_rows
 from tests.controls import with_control
 
 BASE = ["algorithm.kl_placement=none", "algorithm.kl_coef=0", "learner.master_dtype=float64",
@@ -35,20 +34,6 @@ BASE = ["algorithm.kl_placement=none", "algorithm.kl_coef=0", "learner.master_dt
 
 def _cfg(tmp: str, *overrides: str) -> RecipeConfig:
     return load_recipe(DEFAULT_RECIPE, [f"run.output_dir={tmp}", *BASE, *overrides])
-
-
-def _rows(tokenizer: Any) -> TrainRows:
-    """Two groups of four ragged responses with +/-1 advantages."""
-    problems = [("Q: 57+68=", ["125", "15", "125", "1"]), ("Q: 38+45=", ["83", "73", "8", "783"])]
-    ids, plens, adv = [], [], []
-    for prompt, answers in problems:
-        p = tokenizer(prompt)["input_ids"]
-        for k, a in enumerate(answers):
-            r = tokenizer(a)["input_ids"] + [tokenizer.eos_token_id]
-            ids.append(p + r)
-            plens.append(len(p))
-            adv.append([1.0 if k % 2 == 0 else -1.0] * len(r))
-    return TrainRows(input_ids=ids, prompt_lens=plens, advantages=adv)
 
 
 class Learner:
@@ -86,7 +71,7 @@ def _rel(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], scale: float = 
 
 
 def test_entropy_bonus_reaches_the_loss_with_its_gradient(learner: Learner) -> None:
-    rows = _rows(learner.tok)
+    rows = arith_rows(learner.tok)
     loss0, sums0, grad0 = learner.group.compute_gradients(rows)
     loss1, sums1, grad1 = learner.group.compute_gradients(rows, algorithm={"entropy_coef": 0.1})
     loss2, _, grad2 = learner.group.compute_gradients(rows, algorithm={"entropy_coef": 0.2})
@@ -101,7 +86,7 @@ def test_entropy_bonus_reaches_the_loss_with_its_gradient(learner: Learner) -> N
 
 
 def test_truncated_importance_sampling_weighs_each_token(learner: Learner) -> None:
-    rows = _rows(learner.tok)
+    rows = arith_rows(learner.tok)
     old = learner.group.compute_logprobs(rows, "policy")
     rows.old_logprobs = old
     rows.sampler_logprobs = [[x - math.log(2.0) for x in lp] for lp in old]  # pi_old / pi_sampler = 2 everywhere
@@ -114,12 +99,12 @@ def test_truncated_importance_sampling_weighs_each_token(learner: Learner) -> No
 
 
 def test_overlong_filtered_rows_contribute_nothing(learner: Learner) -> None:
-    rows = _rows(learner.tok)
+    rows = arith_rows(learner.tok)
     keep = [0, 1, 3, 4, 6, 7]
     rows.active = [i in keep for i in range(len(rows))]
     for agg in ("token-mean", "seq-mean-token-mean"):
         masked = learner.group.compute_gradients(rows, algorithm={"loss_agg": agg})
-        subset = learner.group.compute_gradients(_rows(learner.tok).select(keep), algorithm={"loss_agg": agg})
+        subset = learner.group.compute_gradients(arith_rows(learner.tok).select(keep), algorithm={"loss_agg": agg})
         assert masked[0] == pytest.approx(subset[0], rel=1e-9), agg
         assert _rel(masked[2], subset[2]) < 1e-6, agg
 
@@ -132,7 +117,7 @@ def test_ratios_beyond_the_clip_give_no_gradient(learner: Learner, preset: str, 
     where it is negative (ratio 0.61 < 0.8): every token is clipped and the gradient is zero. The same rows
     on-policy do have a gradient."""
     algorithm = with_control(_cfg(str(tmp_path)), control).algorithm.model_dump()
-    rows = _rows(learner.tok)
+    rows = arith_rows(learner.tok)
     now = learner.group.compute_logprobs(rows, "policy")
     rows.old_logprobs = [[x - 0.5 * a for x, a in zip(lp, adv)] for lp, adv in zip(now, rows.advantages)]
     _, sums, grad = learner.group.compute_gradients(rows, algorithm=algorithm)
@@ -155,7 +140,7 @@ def test_weight_decay_and_warmup_reach_deepspeeds_optimizer(learner: Learner, tm
     own = Learner(_cfg(str(tmp_path), f"algorithm.lr={lr}", f"algorithm.weight_decay={wd}",
                        "algorithm.warmup_steps=2"))
     try:
-        rows = _rows(own.tok)
+        rows = arith_rows(own.tok)
         rows.advantages = [[0.0] * len(a) for a in rows.advantages]
         before = _weights(own.group)
         reported = []
@@ -183,7 +168,7 @@ def test_critic_value_loss_falls_on_fixed_returns(learner: Learner, tmp_path: An
                "algorithm.kl_estimator=k1", "algorithm.critic_lr=1e-3")
     critic = Learner(cfg, critic=True)
     try:
-        rows = _rows(critic.tok)
+        rows = arith_rows(critic.tok)
         rows.returns = [[1.0 if i < 4 else -1.0] * len(a) for i, a in enumerate(rows.advantages)]
         losses = []
         for _ in range(8):

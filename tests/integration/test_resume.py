@@ -23,16 +23,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from rlvr.checkpoint import complete_checkpoints
 from rlvr.tracking import read_metrics
-from tests.conftest import ROOT, TINY, processes_with, running, wait_for
+from tests.conftest import ROOT, TINY, CliRun, processes_with, running, wait_for
 
 STEPS = 5
 RECIPE = ROOT / "recipes" / "tiny_arith_ppo.yaml"
@@ -54,45 +52,12 @@ def _cmd(out: Path, name: str, data: Path, *extra: str) -> list[str]:
             f"data.train=[{{path: {data}}}]", "checkpoint.final=false", *STATEFUL, *extra]
 
 
-class _Run:
-    """A training process in its own session whose output lines are collected as they come."""
-
-    def __init__(self, cmd: list[str]) -> None:
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self._reader.start()
-
-    def wait_line(self, prefix: str, timeout_s: float = 600) -> None:
-        assert wait_for(lambda: any(line.startswith(prefix) for line in self.lines) or self.proc.poll() is not None,
-                        timeout_s), self.out
-        assert any(line.startswith(prefix) for line in self.lines), self.out
-
-    def finish(self, timeout_s: float = 600) -> int:
-        try:
-            self.proc.wait(timeout=timeout_s)
-        finally:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self._reader.join(timeout=10)
-        return self.proc.returncode
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    @property
-    def out(self) -> str:  # for failure messages
-        return self.text[-4000:]
-
-
 def _comparable(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith(("time/", "throughput/"))} for r in rows]
 
 
 def test_kill_sigterm_and_resume_reproduce_the_straight_run(tmp_path: Path, data: Path) -> None:
-    straight = _Run(_cmd(tmp_path, "straight", data))
+    straight = CliRun(_cmd(tmp_path, "straight", data))
     assert straight.finish() == 0, straight.out
     reference = _comparable(read_metrics(tmp_path / "straight", "train"))
     assert [r["step"] for r in reference] == list(range(1, STEPS + 1))
@@ -104,13 +69,13 @@ def test_kill_sigterm_and_resume_reproduce_the_straight_run(tmp_path: Path, data
     run_dir = tmp_path / "resumed"
     resume = _cmd(tmp_path, "resumed", data, "checkpoint.interval=2", "--resume", "auto")
 
-    killed = _Run(resume)  # (2) SIGKILL after step 3: only step 2 is checkpointed
+    killed = CliRun(resume)  # (2) SIGKILL after step 3: only step 2 is checkpointed
     killed.wait_line("step 3/")
     os.killpg(killed.proc.pid, signal.SIGKILL)
     killed.finish()
     assert [c.name for c in complete_checkpoints(run_dir)] == ["step_000002"]
 
-    term = _Run(resume)  # (3) SIGTERM after step 3: checkpoint at the end of the step in progress, exit 75
+    term = CliRun(resume)  # (3) SIGTERM after step 3: checkpoint at the end of the step in progress, exit 75
     term.wait_line("step 3/")
     workers = processes_with("ray::RolloutWorker") + processes_with("ray::LearnerWorker") + \
         processes_with("ray::CriticWorker")
@@ -129,7 +94,7 @@ def test_kill_sigterm_and_resume_reproduce_the_straight_run(tmp_path: Path, data
 
     (run_dir / "checkpoints" / f".tmp-step_00000{step + 1}" / "learner").mkdir(parents=True)  # (4) kill mid-save
     (run_dir / "checkpoints" / "step_000009" / "learner").mkdir(parents=True)
-    done = _Run(resume)
+    done = CliRun(resume)
     assert done.finish() == 0, done.out
     assert f"step_00000{step} at step {step}" in done.text, done.out
     assert not (run_dir / "checkpoints" / f".tmp-step_00000{step + 1}").exists()  # cleaned by the next save
@@ -139,7 +104,7 @@ def test_kill_sigterm_and_resume_reproduce_the_straight_run(tmp_path: Path, data
     for mine, ref in zip(resumed, reference):
         assert mine == ref, {k: (mine.get(k), ref.get(k)) for k in ref if mine.get(k) != ref.get(k)}
 
-    again = _Run(resume)  # (5) at the last step: nothing to do, said so, no engine started
+    again = CliRun(resume)  # (5) at the last step: nothing to do, said so, no engine started
     assert again.finish(timeout_s=120) == 0, again.out
     assert f"nothing to train: the checkpoint {run_dir}/checkpoints/step_000005 is at step 5" in again.text, again.out
     assert "ready in" not in again.text

@@ -19,7 +19,7 @@ import yaml
 
 from rlvr.config import dump_recipe, load_recipe
 from rlvr.tracking import read_metrics
-from tests.conftest import DEFAULT_RECIPE, processes_with
+from tests.conftest import DEFAULT_RECIPE, CliRun, processes_with, wait_for
 
 STEPS = 2
 SERVER = "vllm.entrypoints.openai.api_server"
@@ -74,33 +74,13 @@ def test_a_dead_judge_server_stops_the_run_within_seconds(tmp_path: Path, tiny_m
     """The judge's vLLM server dies mid-run (as on an out-of-memory kill): the run ends within seconds with an
     error naming the judge server and showing its log, like a dead engine, instead of scoring every sample
     as a verifier failure until the end."""
-    import os
-    import signal
-    import threading
-    import time
-
-    from tests.conftest import wait_for
-
-    cmd = [sys.executable, "-m", "rlvr.cli", "train", str(_judge_recipe(tmp_path, tiny_model, 200))]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    try:
-        assert wait_for(lambda: any(line.startswith("step 1/") for line in lines), 600), "".join(lines[-50:])
-        (server,) = [pid for pid in processes_with(SERVER) if pid not in processes_with("rlvr.verify.judge_server")]
-        killed_at = time.monotonic()
-        os.kill(server, signal.SIGKILL)
-        proc.wait(timeout=120)
-        elapsed = time.monotonic() - killed_at
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    reader.join(timeout=10)
-    out = "".join(lines)
-    assert proc.returncode == 1, out[-3000:]
+    run = CliRun([sys.executable, "-m", "rlvr.cli", "train", str(_judge_recipe(tmp_path, tiny_model, 200))])
+    run.wait_line("step 1/")
+    (server,) = [pid for pid in processes_with(SERVER) if pid not in processes_with("rlvr.verify.judge_server")]
+    elapsed = run.killed_within(server, timeout_s=120)
+    assert run.proc.returncode == 1, run.out
     assert elapsed < 30, elapsed
-    error = out[out.index("error: "):]
+    error = run.text[run.text.index("error: "):]
     assert "judge server health: the judge's vLLM server died" in error and "judge_server.log" in error, error
-    assert not any(line.startswith("step 200/") for line in lines)
+    assert not any(line.startswith("step 200/") for line in run.lines)
     assert wait_for(lambda: not processes_with(SERVER), 30), processes_with(SERVER)  # nothing left behind
