@@ -78,12 +78,12 @@ class Session(Started):
         from rlvr.weight_sync import WeightSync
 
         cfg, t0 = self.cfg, time.perf_counter()
-        ckpt = self._open_run()
+        ckpt, state = self._open_run()
         if self.start_step >= cfg.run.steps:
             self.log.info(f"nothing to train: the checkpoint {ckpt} is at step {self.start_step} and run.steps is "
                           f"{cfg.run.steps} (raise run.steps to train further)")
             return
-        row_verifiers = self._load_data(ckpt)
+        row_verifiers = self._load_data(state)
         self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
         engines = self._engines(row_verifiers)
         self.verify, self.rollouts = engines.verify, engines.rollouts
@@ -101,10 +101,10 @@ class Session(Started):
             f"{sorted({p['node'] for p in placed})}"
         )
 
-    def _open_run(self) -> Path | None:
-        """Run directory, log and checkpoint writer; the checkpoint to resume from, if any. A checkpoint of
-        another experiment is refused before anything in the run directory changes; a resumed run's logs
-        are cut back to its step."""
+    def _open_run(self) -> tuple[Path | None, dict[str, Any] | None]:
+        """Run directory, log and checkpoint writer; the checkpoint to resume from and its trainer state, if
+        any. A checkpoint of another experiment is refused before anything in the run directory changes; a
+        resumed run's logs are cut back to its step."""
         cfg = self.cfg
 
         def same_experiment(ckpt: Path) -> None:
@@ -115,19 +115,19 @@ class Session(Started):
 
         self.run_dir, ckpt = open_run_dir(cfg, self.resume, accept=same_experiment)
         self.checkpoints = CheckpointWriter(self.run_dir, cfg.checkpoint.keep)
-        if ckpt is not None:
-            state = read_state(ckpt)
+        state = read_state(ckpt) if ckpt is not None else None
+        if state is not None:
             self.start_step, self.kl_value = int(state["step"]), float(state["kl_coef"])
         self.log = RunLog(self.run_dir, cfg.run.steps, loggers=build_loggers(cfg, self.run_dir))
         self._stack.callback(self.log.close)
         self.log.info(f"run directory: {self.run_dir}")
         if self.resume is not None and ckpt is None:
             self.log.info(f"resume {self.resume}: no checkpoint yet in {self.run_dir}; starting from step 0")
-        return ckpt
+        return ckpt, state
 
-    def _load_data(self, ckpt: Path | None) -> list[str | None]:
-        """Training prompts (at the checkpoint's position) and eval sets, checked row by row; every row's
-        verifier name, for the verifier pool."""
+    def _load_data(self, state: dict[str, Any] | None) -> list[str | None]:
+        """Training prompts (at the checkpoint's position, ``state`` its trainer state) and eval sets, checked
+        row by row; every row's verifier name, for the verifier pool."""
         from transformers import AutoTokenizer
 
         from rlvr.verify.specs import verifier_checker
@@ -146,8 +146,8 @@ class Session(Started):
                 else:
                     self.eval_sets[src.label] = rows
         self.prompts = PromptSampler(train_rows, cfg.data.shuffle, cfg.run.seed)
-        if ckpt is not None:
-            self.prompts.load_state_dict(read_state(ckpt)["sampler"])
+        if state is not None:
+            self.prompts.load_state_dict(state["sampler"])
         return [row.verifier for rows in [train_rows, *self.eval_sets.values()] for row in rows]
 
     def _engines(self, row_verifiers: list[str | None]) -> Engines:
