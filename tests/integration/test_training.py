@@ -18,8 +18,8 @@ group in the trained batch, the off-policy runs (2 mini-batches x 2 epochs) must
 the ratio away from 1. `pytest --control NAME` runs these checks on the broken variant of tests/controls.py
 (they must fail); `test_negative_control_is_caught` runs some controls in every suite run and asserts that
 the checks reject them. Two defects still learn on this task, as rejection sampling does: the raw reward as
-the advantage (no group baseline) and NFT without its negative term; the hand-computed contracts of
-tests/unit/test_preset_contract.py are what catch those.
+the advantage (no group baseline; caught here because no advantage is ever negative) and NFT without its
+negative term (caught by the hand-computed contracts of tests/unit/test_preset_contract.py).
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ def check_learns(run: Run, preset: str) -> None:
     for row in run.train:
         assert row["actor/skipped_updates"] == 0 and math.isfinite(row["actor/grad_norm"]), row
         assert row["actor/grad_norm"] > 0, f"{preset} step {row['step']}: no gradient"
+        if preset != "nft":  # a baseline (group, leave-one-out, critic or batch whitening): wrong answers pushed down
+            assert row["advantage/min"] < 0 < row["advantage/max"], \
+                f"{preset} step {row['step']}: advantages in [{row['advantage/min']}, {row['advantage/max']}]"
     if preset == "ppo":
         vf = run.series("critic/vf_loss")
         assert sum(vf[-3:]) / 3 < 0.5 * vf[0], f"ppo: the critic's value loss did not fall: {vf}"
