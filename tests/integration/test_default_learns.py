@@ -15,7 +15,7 @@ from rlvr.tracking import read_metrics
 from tests.conftest import DEFAULT_RECIPE
 
 
-def test_default_recipe_raises_heldout_accuracy_by_30_points(tmp_path: Path) -> None:
+def test_default_recipe_learns_at_its_measured_pace(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "rlvr.cli", "train", str(DEFAULT_RECIPE), f"run.output_dir={tmp_path}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
