@@ -67,9 +67,7 @@ class LearnerGroup:
                 results = wait(refs, self.timeout_s, "learner train_step")
                 tokens += n_tok
                 for res in results:
-                    for k, v in res.items():
-                        if k.startswith("sum/"):
-                            sums[k[4:]] = sums.get(k[4:], 0.0) + v
+                    _add_sums(sums, res)
                     loss += res["part/loss"]
                 grad_norm += results[0]["grad_norm"]
                 skipped += results[0]["skipped"]  # the ranks agree: DeepSpeed's overflow flag is all-reduced
@@ -96,10 +94,9 @@ class LearnerGroup:
         results = wait(refs, self.timeout_s, "learner compute_gradients")
         sums: dict[str, float] = {}
         for part, _ in results:
-            for k, v in part.items():
-                if k.startswith("sum/"):
-                    sums[k[4:]] = sums.get(k[4:], 0.0) + v / n_tok
-        return sum(part.get("part/loss", 0.0) for part, _ in results), sums, results[0][1]
+            _add_sums(sums, part)
+        return (sum(part.get("part/loss", 0.0) for part, _ in results), {k: v / n_tok for k, v in sums.items()},
+                results[0][1])
 
     def compute_values(self, rows: TrainRows) -> list[list[float]]:
         """Critic values per response token (only for a group of `CriticWorker` ranks)."""
@@ -129,3 +126,10 @@ class LearnerGroup:
     def shutdown(self) -> None:
         for w in self.workers:
             ray.kill(w)
+
+
+def _add_sums(into: dict[str, float], result: dict[str, float]) -> None:
+    """Add a rank's metric sums over response tokens (its ``sum/<name>`` entries) into ``into[<name>]``."""
+    for key, value in result.items():
+        if key.startswith("sum/"):
+            into[key[4:]] = into.get(key[4:], 0.0) + value
