@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from rlvr.learner.batch import MicroBatch, TrainRows, unscatter
+from rlvr.learner.memory import releases_cuda_cache
 from rlvr.learner.worker import LearnerWorker
 
 
@@ -54,6 +55,7 @@ class CriticWorker(LearnerWorker):
         out = self.engine(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # [B, L, 1]
         return out[:, :-1, 0].to(torch.promote_types(out.dtype, torch.float32))  # [B, T]
 
+    @releases_cuda_cache
     @torch.no_grad()
     def compute_values(self, rows: TrainRows) -> list[list[float]]:
         self.engine.eval()
@@ -66,6 +68,7 @@ class CriticWorker(LearnerWorker):
                     out[i] = vals
         return out
 
+    @releases_cuda_cache
     def train_step(
         self, rows: TrainRows, num_tokens: float, num_sequences: float, kl_coef: float = 0.0
     ) -> dict[str, float]:

@@ -6,8 +6,9 @@ Hugging Face checkpoints. Ranks of one group form a DeepSpeed process group (glo
 GPU) through the usual RANK/WORLD_SIZE/MASTER_ADDR environment.
 
 On GPU the weight sync uses vLLM's trainer-side weight-transfer engines (NCCL broadcast or CUDA IPC):
-every rank builds one and iterates `bucket_source` (ZeRO-3 gathers are collectives), rank 0 sends and
-drives the engines through `EngineClient`.
+every rank builds one and iterates `rlvr.learner.sync_source.bucket_source` (ZeRO-3 gathers are
+collectives), rank 0 sends and drives the engines through `EngineClient`. Calls that allocate return
+the CUDA cache when they end (`rlvr.learner.memory`), so colocated engines can wake.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,39 +25,8 @@ import torch
 from rlvr.algorithms.base import AggNorm, LossInput
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import MicroBatch, TrainRows, collate, token_budget_chunks, unscatter
-
-
-def bucket_source(
-    named: list[tuple[str, torch.nn.Parameter]], buckets: list[list[str]], dtype: torch.dtype,
-    zero3: bool, device: torch.device,
-) -> Any:
-    """The policy's parameters as a vLLM ``WeightSource``: Hugging Face names, the engines' dtype,
-    full shapes, in bucket order.
-
-    Each bucket is gathered once under ZeRO-3 (a collective: every rank iterates the same buckets in
-    the same order, as vLLM's trainer engines require of non-sending ranks) and copied out at the
-    engines' dtype before the gather is released, so the transfer never reads freed shards."""
-    from vllm.distributed.weight_transfer import ParamMeta, WeightSource
-
-    params = dict(named)
-    order = [name for bucket in buckets for name in bucket]
-
-    class BucketSource(WeightSource):
-        def metadata(self) -> list[ParamMeta]:
-            return [ParamMeta(n, dtype, tuple(getattr(params[n], "ds_shape", params[n].shape))) for n in order]
-
-        def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
-            import deepspeed
-
-            for bucket in buckets:
-                group = [params[n] for n in bucket]
-                with deepspeed.zero.GatheredParameters(group, enabled=zero3):
-                    copies = [p.detach().to(device=device, dtype=dtype, copy=True) for p in group]
-                    if device.type == "cuda":  # the copies must land before the gathered storage is freed
-                        torch.cuda.current_stream().synchronize()
-                yield from zip(bucket, copies)
-
-    return BucketSource()
+from rlvr.learner.memory import releases_cuda_cache
+from rlvr.learner.sync_source import bucket_source, sync_params
 
 
 class EngineClient:
@@ -250,6 +219,7 @@ class LearnerWorker:
 
     # ---- remote API ----------------------------------------------------------------------
 
+    @releases_cuda_cache
     @torch.no_grad()
     def compute_logprobs(self, rows: TrainRows, which: str = "policy") -> list[list[float]]:
         """Per-response-token log-probs under the current policy or the frozen reference."""
@@ -303,6 +273,7 @@ class LearnerWorker:
                     add("sum/rollout/logprob_abs_diff", ((old - mb.sampler_logprobs).abs() * mb.mask).sum())
         return sums
 
+    @releases_cuda_cache
     def train_step(
         self, rows: TrainRows, num_tokens: float, num_sequences: float, kl_coef: float = 0.0
     ) -> dict[str, float]:
@@ -317,6 +288,7 @@ class LearnerWorker:
         result["time/update_rank"] = time.perf_counter() - start
         return result
 
+    @releases_cuda_cache
     def compute_gradients(
         self, rows: TrainRows, num_tokens: float, num_sequences: float, kl_coef: float = 0.0,
         algorithm: dict[str, Any] | None = None,
@@ -382,19 +354,22 @@ class LearnerWorker:
         return list(self.engine.module.named_parameters())
 
     def weight_manifest(self) -> list[tuple[str, int]]:
-        """(Hugging Face name, bytes) of every parameter, in order; plans the sync buckets."""
+        """(Hugging Face name, bytes) of everything the engines receive, in order (`sync_params`: a tied
+        output layer under its own name); plans the sync buckets."""
         return [(n, p.ds_numel * p.element_size() if hasattr(p, "ds_numel") else p.numel() * p.element_size())
-                for n, p in self._named_params()]
+                for n, p in sync_params(self.engine.module)]
 
+    @releases_cuda_cache
     def export_weights(self, names: list[str], dtype: str | None = None) -> dict[str, torch.Tensor]:
-        """Full (gathered) CPU copies of the named parameters. Under ZeRO-3 every rank must call
-        this (the gather is collective); only rank 0 returns tensors."""
+        """Full (gathered) CPU copies of the named parameters (`sync_params` names). Under ZeRO-3 every
+        rank must call this (the gather is collective); only rank 0 returns tensors."""
         import deepspeed
 
         wanted = set(names)
-        params = [(n, p) for n, p in self._named_params() if n in wanted]
+        params = [(n, p) for n, p in sync_params(self.engine.module) if n in wanted]
         cast = getattr(torch, dtype) if dtype else None
-        with deepspeed.zero.GatheredParameters([p for _, p in params], enabled=self.cfg.learner.zero_stage == 3):
+        unique = list({id(p): p for _, p in params}.values())  # a tied alias is gathered once
+        with deepspeed.zero.GatheredParameters(unique, enabled=self.cfg.learner.zero_stage == 3):
             if self.rank != 0:
                 return {}
             return {n: p.detach().to("cpu", dtype=cast or p.dtype).clone() for n, p in params}
@@ -419,7 +394,8 @@ class LearnerWorker:
         from rlvr.remote import free_port
 
         dtype = getattr(torch, self.cfg.model.dtype)
-        source = bucket_source(self._named_params(), buckets, dtype, self.cfg.learner.zero_stage == 3, self.device)
+        source = bucket_source(sync_params(self.engine.module), buckets, dtype, self.cfg.learner.zero_stage == 3,
+                               self.device)
         meta = source.metadata()
         chunk = max([bucket_bytes] + [m.dtype.itemsize * math.prod(m.shape) for m in meta])
         self._sync_bytes = float(sum(m.dtype.itemsize * math.prod(m.shape) for m in meta))
@@ -441,6 +417,7 @@ class LearnerWorker:
             raise ValueError(f"weight transfer backend {backend!r}: expected nccl or ipc")
         self._transfer = WeightTransferTrainerFactory.trainer_init(info, client=self._client, source=source)
 
+    @releases_cuda_cache  # the packed transfer buffer and the gathered copies
     def send_weights(self, version: int) -> dict[str, float]:
         """One full sync through vLLM's transfer engine (every rank calls it; rank 0 sends): start,
         the chunks, finish. Bytes: the whole model at the engines' dtype (what each engine receives)."""
