@@ -53,7 +53,7 @@ def main() -> None:
     rows, _ = build_rows(cfg.data.train[0], cfg.data, tok)
     prompts = [r.token_ids for r in rows[: args.prompts]]
     init_ray(None, None, 1)
-    group = RolloutGroup(cfg, cfg.data.max_prompt_tokens + args.max_tokens, False, timeout_s=600,
+    group = RolloutGroup(cfg, cfg.data.max_prompt_tokens + args.max_tokens, timeout_s=600,
                          placement=Placement.reserve(cfg, critic=False, timeout_s=60), worker_cls=BenchWorker)
     group.wait_ready()
     worker = group.workers[0]

@@ -57,7 +57,6 @@ class Engines(Started):
     def _start(self) -> None:
         """Start everything; the engines load in the background until `wait_ready` (learners start meanwhile)."""
         import ray
-        from transformers import AutoConfig
 
         from rlvr.placement import Placement
         from rlvr.remote import init_ray
@@ -83,9 +82,7 @@ class Engines(Started):
             timeout_s=cfg.reward.timeout_s, failure_score=cfg.reward.failure_score,
             health=self._judge_health if js else None,
         ))
-        tied = bool(getattr(AutoConfig.from_pretrained(cfg.model.source, revision=cfg.model.revision),
-                            "tie_word_embeddings", False))
-        self.rollouts = RolloutGroup(cfg, self.max_len, tied, timeout_s=cfg.ray.startup_timeout_s,
+        self.rollouts = RolloutGroup(cfg, self.max_len, timeout_s=cfg.ray.startup_timeout_s,
                                      placement=self.placement)
         self._stack.callback(self.rollouts.shutdown)
 

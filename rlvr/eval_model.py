@@ -100,7 +100,7 @@ def run_eval(model: str, s: EvalSettings) -> dict[str, Any]:
         sets[src.label] = build_rows(src, data_cfg, tokenizer, verifier_checker(reward))
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     longest = max(len(r.token_ids) for rows, _ in sets.values() for r in rows)  # not the limit: the model's
-    engine = RolloutWorker(str(hf), s.dtype, s.seed, longest + max_tokens, s.kv_cache_gib, 0.9, False, {})
+    engine = RolloutWorker(str(hf), s.dtype, s.seed, longest + max_tokens, s.kv_cache_gib, 0.9, {})
     names = [r.verifier for rows, _ in sets.values() for r in rows]
     out: dict[str, Any] = {"model": str(hf), "settings": {"n": s.n, "temperature": s.temperature, "top_p": s.top_p,
                                                           "k": ks, "max_new_tokens": max_tokens, "seed": s.seed},

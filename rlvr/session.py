@@ -89,7 +89,7 @@ class Session(Started):
         self.verify, self.rollouts = engines.verify, engines.rollouts
         info = self._start_learners(engines)
         placed = engines.wait_ready()
-        self.sync = WeightSync(self.learners, self.rollouts)
+        self.sync = WeightSync(self.learners, self.rollouts, log=self.log.info)
         self.log.info(f"weight sync: {self.sync.describe()}")
         if ckpt is not None:
             self._restore(ckpt)

@@ -15,11 +15,19 @@ Sleep (GPU, ``rollout.sleep``): the trainer calls `before_rollout` / `after_roll
 generation. After a rollout the engines sleep at level 2 (weights and KV cache released) while the
 learners train; the sync wakes the weights, transfers, then wakes the KV cache, so the transfer never
 competes with a KV cache for memory. Without sleep both hooks return at once.
+
+Every transfer is checked: the engines report the parameters it did not write
+(`rlvr.rollout.load_check`). Those keep their loaded values while an engine is awake, but level 2
+discards them. So with sleep on, a first transfer at set-up (before any sleep) finds them, and a model
+that has any sleeps at level 1 (weights kept in CPU memory) unless vLLM preserves them
+(``rollout.vllm.sleep_preserve_parameter_names``); one found later under level 2 stops the run.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import time
+from collections.abc import Callable
 
 from rlvr.learner.group import LearnerGroup
 from rlvr.placement import ResourceError
@@ -96,12 +104,24 @@ def check_placement(path: str, learner_gpus: list[str | None], engine_gpus: list
                 )
 
 
+class WeightSyncError(RuntimeError):
+    """A transfer left engine parameters that level-2 sleep has discarded: the engines would sample garbage."""
+
+
+def sleep_level(unwritten: list[str], preserved: list[str]) -> int:
+    """The vLLM sleep level for engines whose sync does not write ``unwritten``: 2 (drop the weights, every
+    sync rewrites them) when every such parameter matches a preserve glob, else 1 (keep a CPU copy)."""
+    return 2 if all(any(fnmatch.fnmatchcase(n, g) for g in preserved) for n in unwritten) else 1
+
+
 class WeightSync:
     """Learners -> every engine, by the engines' path. Call it after each update; ``describe()``
-    says how, once, for the run log."""
+    says how, once, for the run log (``log`` gets the one-time notes on parameters the sync does not write)."""
 
-    def __init__(self, learners: LearnerGroup, rollouts: RolloutGroup, bucket_bytes: int = 256 << 20) -> None:
+    def __init__(self, learners: LearnerGroup, rollouts: RolloutGroup, bucket_bytes: int = 256 << 20,
+                 log: Callable[[str], None] | None = None) -> None:
         self.learners, self.rollouts = learners, rollouts
+        self.log = log or (lambda message: None)
         self.dtype = learners.cfg.model.dtype  # what the engines run, whatever the learner's master dtype
         self.bucket_bytes = bucket_bytes
         self.buckets = plan_buckets(learners.weight_manifest(), bucket_bytes)
@@ -114,6 +134,8 @@ class WeightSync:
         self.version = 0
         self._asleep = False
         self._pending: dict[str, float] = {}  # sleep/wake timings, reported with the next sync
+        self.sleep_level = SLEEP_LEVEL
+        self.unwritten: list[str] | None = None  # engine parameters the transfer does not write; None: no transfer yet
         if self.path != "reload":
             learner_gpus = wait([w.gpu_uuid.remote() for w in learners.workers], learners.timeout_s,
                                 "learner GPU ids")
@@ -122,6 +144,8 @@ class WeightSync:
                                                   bucket_bytes, rollouts.timeout_s)
                     for w in learners.workers]
             wait(refs, learners.timeout_s, f"weight transfer set-up ({self.path})")
+        if self.sleep:  # learn what a transfer leaves alone before the first sleep could discard it
+            self._transfer(self.version)
 
     def describe(self) -> str:
         how = {
@@ -129,7 +153,7 @@ class WeightSync:
             "nccl": f"vLLM NCCL weight transfer from learner rank 0 to {sum(self.engine_ranks)} engine worker(s)",
             "ipc": "vLLM CUDA IPC weight transfer from the learner rank on each engine's GPU",
         }[self.path]
-        sleep = f"; engines sleep (level {SLEEP_LEVEL}) between rollouts" if self.sleep else ""
+        sleep = f"; engines sleep (level {self.sleep_level}) between rollouts" if self.sleep else ""
         return (f"{self.path} ({how}), {len(self.buckets)} bucket(s) of <= {self.bucket_bytes / 2**20:.0f} MiB "
                 f"at {self.dtype}{sleep}")
 
@@ -165,7 +189,7 @@ class WeightSync:
         if not self.sleep or self._asleep:
             return
         start = time.perf_counter()
-        freed = wait([w.sleep.remote(SLEEP_LEVEL) for w in self.rollouts.workers], self.rollouts.timeout_s,
+        freed = wait([w.sleep.remote(self.sleep_level) for w in self.rollouts.workers], self.rollouts.timeout_s,
                      "rollout sleep")
         self._asleep = True
         self._add("time/sleep_s", time.perf_counter() - start)
@@ -191,6 +215,31 @@ class WeightSync:
             for names in self.buckets:
                 ref = self.learners.export_weights(names, dtype=self.dtype)
                 nbytes += self.rollouts.update_weights(ref, version)[0]["bytes"]
-            return nbytes
-        refs = [w.send_weights.remote(version) for w in self.learners.workers]
-        return float(wait(refs, self.learners.timeout_s, f"weight transfer ({self.path})")[0]["bytes"])
+        else:
+            refs = [w.send_weights.remote(version) for w in self.learners.workers]
+            nbytes = float(wait(refs, self.learners.timeout_s, f"weight transfer ({self.path})")[0]["bytes"])
+        self._check_written()
+        return nbytes
+
+    def _check_written(self) -> None:
+        """What the transfer did not write: noted once; sets the sleep level on the first transfer; an error
+        when level-2 sleep has already discarded it."""
+        reports = self.rollouts.unloaded()
+        unwritten = sorted({n for r in reports for n in r["names"]})
+        first, self.unwritten = self.unwritten is None, unwritten
+        if not unwritten:
+            return
+        preserved = [g for r in reports for g in r["preserved"]]
+        shown = ", ".join(unwritten[:5]) + (f" and {len(unwritten) - 5} more" if len(unwritten) > 5 else "")
+        if self.sleep and self.sleep_level == 2 and not first and sleep_level(unwritten, preserved) == 1:
+            raise WeightSyncError(
+                f"the weight sync did not write {len(unwritten)} engine parameter(s) ({shown}) and the engines "
+                "sleep at level 2, which discards them: they now hold uninitialised memory. Set "
+                "rollout.sleep=off, or list them in rollout.vllm.sleep_preserve_parameter_names")
+        if first:
+            if self.sleep:
+                self.sleep_level = sleep_level(unwritten, preserved)
+            kept = ("; the engines sleep at level 1 (weights kept in CPU memory) so that they survive"
+                    if self.sleep and self.sleep_level == 1 else "")
+            self.log(f"note: the learners do not send {len(unwritten)} engine parameter(s) ({shown}); they keep "
+                     f"the values the engines loaded from the model{kept}")

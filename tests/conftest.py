@@ -73,6 +73,21 @@ def tiny_data() -> Path:
     return TINY / "data"
 
 
+def tied_tiny_model(source: str, out: Path) -> Path:
+    """A copy of a model (the tiny default) with its output layer tied to the input embedding
+    (``tie_word_embeddings``), written to ``out``: the weight sync's harder case."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    model.config.tie_word_embeddings = True
+    model.tie_weights()
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    return out
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
     """Poll ``condition`` every 0.1 s until it holds or ``timeout_s`` passes; its last value."""
     end = time.monotonic() + timeout_s

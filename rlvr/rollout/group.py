@@ -18,7 +18,7 @@ from rlvr.rollout.worker import RolloutWorker, Sample, transfer_settings
 
 class RolloutGroup:
     def __init__(
-        self, cfg: RecipeConfig, max_model_len: int, tied_embeddings: bool, timeout_s: float, placement: Placement,
+        self, cfg: RecipeConfig, max_model_len: int, timeout_s: float, placement: Placement,
         worker_cls: type[RolloutWorker] = RolloutWorker,
     ) -> None:
         self.cfg, self.timeout_s = cfg, timeout_s
@@ -30,7 +30,7 @@ class RolloutGroup:
         self.workers = [
             actor.options(**placement.options(slot)).remote(
                 cfg.model.source, cfg.model.dtype, cfg.run.seed + i, max_model_len, r.kv_cache_gib,
-                r.gpu_memory_utilization, tied_embeddings, vllm_kwargs, **transfer_settings(cfg),
+                r.gpu_memory_utilization, vllm_kwargs, **transfer_settings(cfg),
             )
             for i, slot in enumerate(placement.layout.engines)
         ]
@@ -90,10 +90,14 @@ class RolloutGroup:
         ref = self.workers[0].sequence_logprobs.remote(token_ids, prompt_lens)
         return wait(ref, self.timeout_s, "rollout sequence_logprobs")
 
-    def update_weights(self, named: Any, version: int) -> list[dict[str, float]]:
+    def update_weights(self, named: Any, version: int | None) -> list[dict[str, float]]:
         """``named``: a dict of tensors or a Ray ObjectRef to one (sent engine to engine, not via the driver)."""
         refs = [w.update_weights.remote(named, version) for w in self.workers]
         return wait(refs, self.timeout_s, "rollout update_weights")
+
+    def unloaded(self) -> list[dict[str, Any]]:
+        """Per engine: the parameters no update wrote since the last call, and its sleep-preserve globs."""
+        return wait([w.unloaded.remote() for w in self.workers], self.timeout_s, "rollout unloaded parameters")
 
     def shutdown(self) -> None:
         for w in self.workers:

@@ -27,7 +27,8 @@ Sample = dict[str, Any]  # {"token_ids": list[int], "logprobs": list[float], "fi
 SLEEP_LEVEL = 2
 """vLLM sleep level between rollouts: 2 releases weights and KV cache without keeping a CPU copy of
 the weights, because every sync rewrites all of them (level 1 would copy them out and back in for
-nothing)."""
+nothing). `rlvr.weight_sync` falls back to level 1 for a model with parameters the sync does not write
+(`rlvr.rollout.load_check`)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,6 @@ class RolloutWorker:
         max_model_len: int,
         kv_cache_gib: int,
         gpu_memory_utilization: float,
-        tie_word_embeddings: bool,
         vllm_kwargs: dict[str, Any],
         weight_transfer: str = "auto",
         sleep: str = "auto",
@@ -86,6 +86,9 @@ class RolloutWorker:
     ) -> None:
         # Keep the engine core in this process (one actor = one engine); size the CPU KV cache
         # explicitly, otherwise vLLM reserves several GiB per engine.
+        from rlvr.vllm_compat import check_vllm_version
+
+        check_vllm_version()  # before anything else touches vLLM: a clear stop on an unsupported version
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         on_cpu = not torch.cuda.is_available()
         self.transfer = choose_transfer(weight_transfer, sleep, colocated, has_cuda=not on_cpu)
@@ -117,9 +120,12 @@ class RolloutWorker:
         if self.transfer.sleep:
             kwargs["enable_sleep_mode"] = True  # sleep/wake need vLLM's cumem allocator from the start
         kwargs.update(vllm_kwargs)
-        self._tied = tie_word_embeddings
+        self.preserved = list(kwargs.get("sleep_preserve_parameter_names") or [])
         self.llm = LLM(**kwargs)
         self.weight_version = 0
+        from rlvr.rollout import load_check
+
+        self.llm.collective_rpc(load_check.install)  # every sync then reports what it did not write
 
     def ready(self) -> dict[str, Any]:
         from rlvr.remote import placement
@@ -187,13 +193,10 @@ class RolloutWorker:
         return result
 
     def update_weights(self, named: dict[str, torch.Tensor], version: int | None = None) -> dict[str, float]:
-        """Load a bucket of Hugging Face-named tensors into the running engine, in place."""
+        """Load a bucket of Hugging Face-named tensors into the running engine, in place. (A tied model's
+        output layer arrives as its own ``lm_head.weight``: vLLM keeps it apart after a reload.)"""
         start = time.perf_counter()
         items = list(named.items())
-        if self._tied and "model.embed_tokens.weight" in named and "lm_head.weight" not in named:
-            # vLLM keeps a separate output layer for tied models after reload_weights (see
-            # ENVIRONMENT.md): push the embedding to it explicitly.
-            items.append(("lm_head.weight", named["model.embed_tokens.weight"]))
         self.llm.collective_rpc(
             "reload_weights", kwargs={"weights_iterator": items, "is_checkpoint_format": True}
         )
@@ -202,6 +205,14 @@ class RolloutWorker:
             self.weight_version = version
         nbytes = sum(t.numel() * t.element_size() for _, t in items)
         return {"bytes": float(nbytes), "seconds": time.perf_counter() - start}
+
+    def unloaded(self) -> dict[str, Any]:
+        """The engine parameters that no weight update wrote since the last call (names, over all of this
+        engine's workers), and the globs it preserves across sleep (``rollout.vllm.sleep_preserve_parameter_names``)."""
+        from rlvr.rollout import load_check
+
+        names = sorted({n for per_worker in self.llm.collective_rpc(load_check.take_unloaded) for n in per_worker})
+        return {"names": names, "preserved": self.preserved}
 
     # ---- vLLM's weight-transfer API (nccl / ipc), driven by learner rank 0 ----------------------
 

@@ -1,6 +1,11 @@
 """The weight sync is real: after a DeepSpeed update and a sync, the vLLM engine scores a fixed
 sequence exactly as the learner does, and differently from before the update.
 
+The model here is a tied-embedding copy of the tiny default (the default itself is untied and is synced in
+every training test): the harder case, where vLLM keeps its own output layer after an in-place update and
+the learner must send it under its own name. Every sync also reports which engine parameters it did not
+write (none here; a partial update names them).
+
 Tolerance: both sides run the same float32 weights; vLLM's CPU kernels differ from torch's eager
 ones only in summation order, measured ~1e-6 on this model, so 1e-4 is a strict bound while any
 real desync (one stale tensor) moves log-probs by > 1e-2.
@@ -18,7 +23,7 @@ from rlvr.placement import Placement
 from rlvr.remote import init_ray
 from rlvr.rollout.group import RolloutGroup
 from rlvr.weight_sync import WeightSync
-from tests.conftest import DEFAULT_RECIPE
+from tests.conftest import DEFAULT_RECIPE, tied_tiny_model
 
 TOL = 1e-4
 
@@ -30,15 +35,17 @@ def _max_abs(a: list[list[float]], b: list[list[float]]) -> float:
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory: pytest.TempPathFactory):
+    base = load_recipe(DEFAULT_RECIPE)
+    tied = tied_tiny_model(str(base.model.path), tmp_path_factory.mktemp("tied"))
     cfg = load_recipe(DEFAULT_RECIPE, [
         "algorithm.kl_placement=none", "algorithm.kl_coef=0", "algorithm.lr=5e-4",
-        "rollout.prompts_per_step=4", "rollout.n=2",
+        "rollout.prompts_per_step=4", "rollout.n=2", f"model.path={tied}",
         f"run.output_dir={tmp_path_factory.mktemp('runs')}",
     ])
     init_ray(None, None, 2)
     placement = Placement.reserve(cfg, critic=False, timeout_s=60)
     learners = LearnerGroup(cfg, timeout_s=600, placement=placement)
-    rollouts = RolloutGroup(cfg, max_model_len=64, tied_embeddings=False, timeout_s=600, placement=placement)
+    rollouts = RolloutGroup(cfg, max_model_len=64, timeout_s=600, placement=placement)
     rollouts.wait_ready()
     learners.setup()
     yield cfg, learners, rollouts
@@ -74,8 +81,11 @@ def test_sync_makes_vllm_match_the_updated_learner(engines) -> None:
     # the engine has not been told yet
     assert _max_abs(rollouts.sequence_logprobs(ids, plens), vllm_before) < TOL
 
-    stats = WeightSync(learners, rollouts)(version=1)
+    sync = WeightSync(learners, rollouts)
+    assert "lm_head.weight" in sync.buckets[-1]  # the tied output layer travels under its own name
+    stats = sync(version=1)
     assert stats["sync/bytes"] > 1e6  # every parameter (~1M float32) was sent
+    assert sync.unwritten == []  # ...and the engine reports none it did not get
 
     vllm_after = rollouts.sequence_logprobs(ids, plens)
     assert _max_abs(vllm_after, learner_after) < TOL
@@ -101,3 +111,17 @@ def test_sampler_logprobs_match_learner(engines) -> None:
     rows = TrainRows(input_ids=[prompt + s["token_ids"] for s in samples], prompt_lens=[len(prompt)] * 4)
     learner = learners.compute_logprobs(rows, "policy")
     assert _max_abs(learner, [s["logprobs"] for s in samples]) < TOL
+
+
+def test_an_update_that_misses_a_layer_is_named(engines) -> None:
+    """The engine names the parameters an update did not write (what sleep level 2 would turn into garbage)."""
+    _, learners, rollouts = engines
+    names = [n for n, _ in learners.weight_manifest()]
+    rollouts.unloaded()  # start counting here
+    partial = [n for n in names if not n.startswith("model.layers.1.")]
+    rollouts.update_weights(learners.export_weights(partial, dtype="float32"), version=None)
+    missing = rollouts.unloaded()[0]["names"]
+    assert missing and all(n.startswith("model.layers.1.") for n in missing), missing
+    assert "model.layers.1.self_attn.qkv_proj.weight" in missing  # vLLM's names (q/k/v stacked)
+    rollouts.update_weights(learners.export_weights(names, dtype="float32"), version=None)
+    assert rollouts.unloaded()[0]["names"] == []

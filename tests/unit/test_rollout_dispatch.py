@@ -35,7 +35,7 @@ def group() -> Iterator[RolloutGroup]:
     ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)  # 2 engines + the learner's slot
     cfg = load_recipe(DEFAULT_RECIPE, ["rollout.num_engines=2", "rollout.chunks_per_engine=4", "run.seed=0"])
     placement = Placement.reserve(cfg, critic=False, timeout_s=60)
-    yield RolloutGroup(cfg, 64, False, timeout_s=60, placement=placement, worker_cls=_FakeEngine)  # type: ignore[arg-type]
+    yield RolloutGroup(cfg, 64, timeout_s=60, placement=placement, worker_cls=_FakeEngine)  # type: ignore[arg-type]
     ray.shutdown()
 
 

@@ -103,7 +103,7 @@ def test_bucket_source_agrees_with_its_metadata() -> None:
     declared dtype and shape (NCCL sizes its receive buffers from it), as fresh copies."""
     from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerWeightTransferEngine
 
-    from rlvr.learner.worker import bucket_source
+    from rlvr.learner.sync_source import bucket_source
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     named = list(model.named_parameters())
@@ -135,8 +135,16 @@ def _worker(log: list[tuple], who: str, **results: Any) -> SimpleNamespace:
     return SimpleNamespace(**{name: _Call(log, who, name, r) for name, r in results.items()})
 
 
-def _sync(monkeypatch: pytest.MonkeyPatch, path: str, sleep: bool) -> tuple[WeightSync, list[tuple]]:
+def _sync(monkeypatch: pytest.MonkeyPatch, path: str, sleep: bool, unwritten: list[list[str]] | None = None,
+          preserved: list[str] | None = None, notes: list[str] | None = None) -> tuple[WeightSync, list[tuple]]:
+    """``unwritten``: what the engine reports after each transfer, in turn (the last one repeats)."""
     import rlvr.weight_sync as ws
+
+    reports = list(unwritten or [[]])
+
+    def unloaded() -> list[dict[str, Any]]:
+        names = reports.pop(0) if len(reports) > 1 else reports[0]
+        return [{"names": names, "preserved": preserved or []}]
 
     monkeypatch.setattr(ws, "wait", lambda refs, timeout_s, what: refs)
     log: list[tuple] = []
@@ -149,8 +157,10 @@ def _sync(monkeypatch: pytest.MonkeyPatch, path: str, sleep: bool) -> tuple[Weig
                       send_weights={"bytes": 123.0, "seconds": 0.0})
     cfg = SimpleNamespace(model=SimpleNamespace(dtype="bfloat16"))
     learners = SimpleNamespace(cfg=cfg, workers=[learner], timeout_s=1.0, weight_manifest=lambda: [("w", 8)])
-    rollouts = SimpleNamespace(workers=[engine], timeout_s=1.0)
-    sync = WeightSync(learners, rollouts)  # type: ignore[arg-type]
+    rollouts = SimpleNamespace(workers=[engine], timeout_s=1.0, unloaded=unloaded)
+    sync = WeightSync(learners, rollouts, log=notes.append if notes is not None else None)  # type: ignore[arg-type]
+    if sleep:  # the set-up transfer that finds what a transfer leaves alone, before any sleep
+        assert _steps(log)[-1] == "learner.send_weights", _steps(log)
     log.clear()
     return sync, log
 
@@ -191,3 +201,54 @@ def test_without_sleep_the_hooks_do_nothing(monkeypatch: pytest.MonkeyPatch) -> 
     stats = sync(version=3)
     assert _steps(log) == ["learner.send_weights"]
     assert set(stats) == {"sync/bytes", "sync/buckets", "time/sync_s"}
+
+
+BIAS = "model.layers.0.mlp.gate.e_score_correction_bias"
+
+
+def test_a_parameter_the_sync_does_not_write_keeps_engines_at_sleep_level_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An MoE router bias is a buffer in the Hugging Face model, so the learners never send it; level 2 would
+    bring it back as garbage. The set-up transfer finds it before the first sleep."""
+    notes: list[str] = []
+    sync, log = _sync(monkeypatch, "ipc", sleep=True, unwritten=[[BIAS]], notes=notes)
+    assert sync.sleep_level == 1 and "level 1" in sync.describe()
+    assert len(notes) == 1 and BIAS in notes[0] and "level 1" in notes[0], notes
+    sync.after_rollout()
+    assert log[0][:3] == ("engine", "sleep", 1)
+    sync(version=1)  # the same parameter again: nothing new to say, no error
+    assert len(notes) == 1
+
+
+def test_preserved_parameters_keep_level_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    sync, log = _sync(monkeypatch, "ipc", sleep=True, unwritten=[[BIAS]], preserved=["*.e_score_correction_bias"])
+    assert sync.sleep_level == 2
+    sync.after_rollout()
+    assert log[0][:3] == ("engine", "sleep", 2)
+
+
+def test_a_parameter_lost_under_level_2_stops_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlvr.weight_sync import WeightSyncError
+
+    sync, _ = _sync(monkeypatch, "nccl", sleep=True, unwritten=[[], [BIAS]])
+    assert sync.sleep_level == 2
+    sync.after_rollout()
+    with pytest.raises(WeightSyncError, match=r"did not write 1 engine parameter\(s\) \(model\.layers\.0.*level 2"):
+        sync(version=1)
+
+
+def test_without_sleep_an_unwritten_parameter_is_noted_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    notes: list[str] = []
+    sync, log = _sync(monkeypatch, "nccl", sleep=False, unwritten=[[BIAS]], notes=notes)
+    assert log == [] and notes == []  # no set-up transfer without sleep
+    sync(version=1)
+    sync(version=2)
+    assert len(notes) == 1 and "keep the values the engines loaded" in notes[0] and "level" not in notes[0]
+
+
+@pytest.mark.parametrize(("unwritten", "preserved", "level"), [
+    ([], [], 2), ([BIAS], [], 1), ([BIAS], ["*.gate.*"], 2), ([BIAS, "lm_head.weight"], ["*.gate.*"], 1),
+])
+def test_sleep_level_rule(unwritten: list[str], preserved: list[str], level: int) -> None:
+    from rlvr.weight_sync import sleep_level
+
+    assert sleep_level(unwritten, preserved) == level
