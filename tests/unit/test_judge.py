@@ -484,7 +484,8 @@ HTTPServer((args.host, int(args.port)), Handler).serve_forever()
 
 def _stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, **kwargs: Any) -> JudgeServer:
     (tmp_path / "stand_in_server.py").write_text(STAND_IN)
-    monkeypatch.setattr(judge_server, "_SERVER_MODULE", "stand_in_server")
+    monkeypatch.setattr(judge_server, "_LAUNCHER_MODULE", "stand_in_server")
+    monkeypatch.setattr("rlvr.vllm_compat.vllm_build", lambda: "cpu")
     env = {"PYTHONPATH": str(tmp_path), "STAND_IN_MODE": mode}
     return JudgeServer("/models/judge", env=env, log_dir=str(tmp_path / "logs"), **kwargs)
 
