@@ -7,7 +7,10 @@ vLLM needed, so these run on a GPU machine that has neither):
   masters on CUDA, as tests/integration/test_invariance.py does on CPU);
 * weight decay and the warm-up schedule reach DeepSpeed's optimizer on CUDA (a zero-gradient update shrinks
   every weight by exactly lr_k x weight_decay);
-* an all-clipped batch has no gradient.
+* an all-clipped batch has no gradient;
+* the learner side of the NCCL weight sync under ZeRO-3: pulled from a side stream, as vLLM's packed sender
+  does on rank 0, every bucket is gathered on the default stream and arrives whole;
+* a learner call gives the CUDA cache back when it ends (colocated engines need it to wake).
 """
 
 from __future__ import annotations
@@ -120,3 +123,48 @@ def test_all_clipped_batch_has_no_gradient(tmp_path: Any) -> None:
     sums, grads = worker.compute_gradients(rows, float(rows.response_tokens()), float(rows.active_sequences()))
     assert max(g.abs().max().item() for g in grads.values()) == 0.0
     assert sums["sum/actor/pg_clipfrac"] == pytest.approx(rows.response_tokens())
+
+
+def test_zero3_sync_source_pulled_from_a_side_stream(tmp_path: Any) -> None:
+    from rlvr.learner.sync_source import CudaStreams, gathered_buckets, sync_params, zero3_gather
+    from rlvr.weight_sync import plan_buckets
+
+    worker = _learner(tmp_path, "model.dtype=bfloat16", "learner.zero_stage=3")
+    named = sync_params(worker.engine.module)
+    assert all(hasattr(p, "ds_numel") for _, p in named)  # ZeRO-3 owns them: reading needs a gather
+    buckets = plan_buckets(worker.weight_manifest(), 64 << 10)
+    assert len(buckets) > 3
+    expected = worker.export_weights([n for n, _ in named], dtype="bfloat16")
+    side = torch.cuda.Stream()
+    source = gathered_buckets(dict(named), buckets, torch.bfloat16, worker.device, zero3_gather(True),
+                              CudaStreams(worker.device))
+    got: dict[str, torch.Tensor] = {}
+    while True:
+        with torch.cuda.stream(side):  # vLLM's packed producer pulls each tensor inside its own stream
+            try:
+                name, tensor = next(source)
+            except StopIteration:
+                break
+            assert torch.cuda.current_stream() == side
+            got[name] = tensor * 1  # read on the side stream, as the packer's torch.cat does
+    side.synchronize()
+    assert list(got) == [n for bucket in buckets for n in bucket]
+    for name, tensor in got.items():
+        assert torch.equal(tensor.cpu(), expected[name]), name
+
+
+def test_learner_calls_give_the_cuda_cache_back(tmp_path: Any) -> None:
+    from rlvr.learner.worker import LearnerWorker
+
+    worker = _learner(tmp_path, "model.dtype=bfloat16", "learner.zero_stage=2")
+    rows = _rows(worker)
+
+    def cached() -> int:  # reserved by the caching allocator, held by no tensor
+        return torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
+
+    LearnerWorker.train_step.__wrapped__(worker, rows, float(rows.response_tokens()), float(rows.active_sequences()))
+    kept = cached()
+    _train(worker, rows)
+    left = cached()
+    print(f"CUDA cache after an update: {kept / 2**20:.1f} MiB kept without the release, {left / 2**20:.1f} MiB with")
+    assert kept > 0 and left < kept

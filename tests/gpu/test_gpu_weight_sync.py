@@ -1,9 +1,12 @@
 """GPU: the weight sync through vLLM's own weight-transfer API, and vLLM sleep mode.
 
-* CUDA IPC, colocated on one GPU (learner rank and engine share it), with sleep on: after a rollout
-  the engine sleeps and frees its GPU memory; the sync wakes its weights, transfers, wakes its KV
-  cache; generation works again.
+* CUDA IPC, colocated on one GPU (learner rank and engine share it), with sleep on, on a tied-embedding
+  model (vLLM keeps its own output layer after an update: the learner must send ``lm_head.weight``): after
+  a rollout the engine sleeps at level 2 and frees its GPU memory; the sync wakes its weights, transfers,
+  wakes its KV cache; generation works again, and the engine reports no parameter the sync left alone.
 * NCCL, split over two GPUs (learner rank 0 broadcasts to the engine on the other device).
+* NCCL with ZeRO-3 and 3 learner ranks (4 GPUs): rank 0 pulls the weights inside vLLM's packed sender on a
+  side stream while ranks 1-2 gather on their default stream (`rlvr.learner.sync_source`).
 
 In both, after an update that moved the policy and a sync, the engine scores fixed sequences as
 the learner does (teacher-forced log-probs), twice in a row. Skipped without CUDA.
@@ -30,7 +33,7 @@ from rlvr.placement import Placement
 from rlvr.remote import init_ray
 from rlvr.rollout.group import RolloutGroup
 from rlvr.weight_sync import WeightSync
-from tests.conftest import DEFAULT_RECIPE
+from tests.conftest import DEFAULT_RECIPE, tied_tiny_model
 
 pytestmark = pytest.mark.gpu
 
@@ -44,17 +47,19 @@ def _max_abs(a: list[list[float]], b: list[list[float]]) -> float:
 
 
 @contextmanager
-def _run(tmp_path: Path, overrides: list[str]) -> Iterator[tuple[LearnerGroup, RolloutGroup, WeightSync]]:
+def _run(
+    tmp_path: Path, overrides: list[str], cpus: int = 2,
+) -> Iterator[tuple[LearnerGroup, RolloutGroup, WeightSync]]:
     cfg = load_recipe(DEFAULT_RECIPE, [
         "algorithm.kl_placement=none", "algorithm.kl_coef=0", "algorithm.lr=5e-4",
         "rollout.prompts_per_step=4", "rollout.n=2", "rollout.gpu_memory_utilization=0.3",
         f"run.output_dir={tmp_path}", *overrides,
     ])
-    init_ray(None, None, 2)
+    init_ray(None, None, cpus)
     try:
         placement = Placement.reserve(cfg, critic=False, timeout_s=120)
         learners = LearnerGroup(cfg, timeout_s=600, placement=placement)
-        rollouts = RolloutGroup(cfg, max_model_len=64, tied_embeddings=False, timeout_s=600, placement=placement)
+        rollouts = RolloutGroup(cfg, max_model_len=64, timeout_s=600, placement=placement)
         rollouts.wait_ready()
         learners.setup()
         yield learners, rollouts, WeightSync(learners, rollouts)
@@ -100,17 +105,21 @@ def _step_and_check(learners: LearnerGroup, rollouts: RolloutGroup, sync: Weight
     return stats
 
 
-def test_ipc_colocated_with_sleep(tmp_path: Path) -> None:
+def test_ipc_colocated_with_sleep_on_a_tied_model(tmp_path: Path) -> None:
     """One GPU: the learner rank (ZeRO-3, so the sync gathers shards) and the engine share it."""
+    tied = tied_tiny_model(str(load_recipe(DEFAULT_RECIPE).model.path), tmp_path / "tied")
     with _run(tmp_path, ["resources.colocate=true", "rollout.weight_transfer=ipc", "rollout.sleep=on",
-                         "learner.zero_stage=3"]) as (learners, rollouts, sync):
+                         "learner.zero_stage=3", f"model.path={tied}"]) as (learners, rollouts, sync):
         assert sync.describe().startswith("ipc") and sync.sleep, (
             f"the engines did not get the recipe's transfer settings: {sync.describe()}")
+        assert "lm_head.weight" in sync.buckets[-1]
+        assert sync.unwritten == [] and sync.sleep_level == 2  # the set-up transfer wrote every parameter
         for version in (1, 2):
             stats = _step_and_check(learners, rollouts, sync, version)
             # asleep, the engine had released its KV cache (~0.3 of the GPU) and weights
             assert stats["sync/freed_bytes"] > 256 * 2**20, stats
             assert stats["time/sleep_s"] > 0 and stats["time/wake_s"] > 0
+            assert sync.unwritten == []
 
 
 def test_nccl_split_over_two_gpus(tmp_path: Path) -> None:
@@ -125,3 +134,19 @@ def test_nccl_split_over_two_gpus(tmp_path: Path) -> None:
         for version in (1, 2):
             stats = _step_and_check(learners, rollouts, sync, version)
             assert "time/sleep_s" not in stats
+
+
+def test_nccl_with_zero3_and_three_learner_ranks(tmp_path: Path) -> None:
+    """Rank 0 gathers inside vLLM's packed NCCL sender (a side stream), ranks 1-2 outside it: every gather must
+    still meet on one stream, or the sync hangs until the NCCL watchdog aborts."""
+    if torch.cuda.device_count() < 4:
+        pytest.skip(f"NCCL with ZeRO-3 and 3 learner ranks needs 4 GPUs (3 ranks + the engine on a device of its "
+                    f"own); this machine has {torch.cuda.device_count()}")
+    with _run(tmp_path, ["resources.colocate=false", "rollout.weight_transfer=nccl", "rollout.sleep=off",
+                         "learner.num_ranks=3", "learner.zero_stage=3"], cpus=4) as (
+        learners, rollouts, sync,
+    ):
+        assert sync.describe().startswith("nccl")
+        for version in (1, 2):
+            stats = _step_and_check(learners, rollouts, sync, version)
+            assert stats["time/sync_s"] < 120, stats
