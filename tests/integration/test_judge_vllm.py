@@ -26,7 +26,8 @@ from rlvr_verifiers.judge import JudgeVerifier
 from rlvr.remote import init_ray, wait
 from rlvr.verify import VerifierPool, VerifySample
 from rlvr.verify.judge_client import JudgeConfigError
-from rlvr.verify.judge_server import JudgeServer, launch_judge_server, shutdown_judge_server
+from rlvr.verify.judge_server import JudgeServer, launch_judge_server, server_command, shutdown_judge_server
+from rlvr.vllm_compat import vllm_build
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.integration
 SERVED = "tiny-judge"
 VLLM_ARGS = {"max_model_len": 256, "served_model_name": SERVED}
 PLUS_FOUR = "Q: {answer}+4="  # the tiny model answers "Q: 3+4=" with "7"
-
+SERVER = server_command("m", "127.0.0.1", 0, {}, vllm_build())[2]  # the module the judge's vLLM server runs
 
 
 def _leftovers(pgid: int, port: int) -> list[str]:
@@ -45,7 +46,7 @@ def _leftovers(pgid: int, port: int) -> list[str]:
             if proc.info["status"] == psutil.STATUS_ZOMBIE:
                 continue
             cmdline = " ".join(proc.info["cmdline"] or [])
-            if os.getpgid(proc.pid) == pgid or ("openai.api_server" in cmdline and f"--port {port}" in cmdline):
+            if os.getpgid(proc.pid) == pgid or (SERVER in cmdline and f"--port {port}" in cmdline):
                 found.append(f"{proc.pid}: {cmdline[:120]}")
         except (psutil.Error, ProcessLookupError):
             continue

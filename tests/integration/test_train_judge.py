@@ -19,10 +19,12 @@ import yaml
 
 from rlvr.config import dump_recipe, load_recipe
 from rlvr.tracking import read_metrics
+from rlvr.verify.judge_server import server_command
+from rlvr.vllm_compat import vllm_build
 from tests.conftest import DEFAULT_RECIPE, CliRun, processes_with, wait_for
 
 STEPS = 2
-SERVER = "vllm.entrypoints.openai.api_server"
+SERVER = server_command("m", "127.0.0.1", 0, {}, vllm_build())[2]  # the module the judge's vLLM server runs
 
 
 def _judge_recipe(tmp_path: Path, tiny_model: Path, steps: int) -> Path:
