@@ -84,11 +84,11 @@ class RolloutWorker:
         sleep: str = "auto",
         colocated: bool = True,
     ) -> None:
-        # Keep the engine core in this process (one actor = one engine); size the CPU KV cache
-        # explicitly, otherwise vLLM reserves several GiB per engine.
         from rlvr.vllm_compat import check_vllm_version
 
         check_vllm_version()  # before anything else touches vLLM: a clear stop on an unsupported version
+        # Keep the engine core in this process (one actor = one engine); size the CPU KV cache
+        # explicitly, otherwise vLLM reserves several GiB per engine.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         on_cpu = not torch.cuda.is_available()
         self.transfer = choose_transfer(weight_transfer, sleep, colocated, has_cuda=not on_cpu)

