@@ -72,7 +72,7 @@ def preemptible() -> Iterator[None]:
     try:
         yield
     finally:
-        _active = False
+        _active, _requested = False, None  # a request belongs to this run: a later one in the process starts clean
         for sig, handler in old.items():
             signal.signal(sig, handler)
 

@@ -91,6 +91,9 @@ class Session(Started):
         placed = engines.wait_ready()
         self.sync = WeightSync(self.learners, self.rollouts, log=self.log.info)
         self.log.info(f"weight sync: {self.sync.describe()}")
+        chunk = cfg.learner.logprob_chunk_tokens
+        self.log.info(f"learner micro-batches: {info['batching']}; log-probs "
+                      + (f"in chunks of {chunk} tokens" if chunk else "over whole micro-batches"))
         if ckpt is not None:
             self._restore(ckpt)
         elif self._shared is not None:  # shared engines hold whatever policy the previous run left

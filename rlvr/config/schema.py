@@ -279,7 +279,14 @@ class LearnerConfig(_Strict):
     zero_stage: Literal[0, 1, 2, 3] = 2
     """DeepSpeed ZeRO stage."""
     micro_batch_tokens: int = Field(8192, ge=1)
-    """Token budget of one micro-batch (padded prompt + response tokens)."""
+    """Token budget of one micro-batch: the sum of its sequences' tokens when packed, rows x longest when padded."""
+    packing: bool = True
+    """Pack each micro-batch's sequences into one row without padding, attention kept within each sequence
+    (``rlvr.learner.packing``). Used where exact and fast: on CPU, and on CUDA with flash-attention's
+    variable-length kernel; elsewhere padded rows, and the log says which. False: always padded rows."""
+    logprob_chunk_tokens: int = Field(1024, ge=0)
+    """Compute the output layer, log-softmax, target log-probs and entropy this many tokens at a time, recomputed
+    in the backward pass, so ``tokens x vocab`` logits never exist at once. 0: all at once."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass."""
     master_dtype: Literal["float32", "float64"] = "float32"

@@ -8,9 +8,12 @@ old and reference log-probs) are aligned so that target position ``t`` (the log-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from rlvr.learner.packing import PackedRow
 
 
 @dataclass
@@ -64,23 +67,6 @@ class TrainRows:
         return sum(len(ids) for ids in self.input_ids)
 
 
-def token_budget_chunks(lengths: list[int], budget: int) -> list[list[int]]:
-    """Split row indices (kept in order) into micro-batches whose padded size
-    ``rows * longest`` stays within ``budget`` tokens."""
-    chunks: list[list[int]] = []
-    cur: list[int] = []
-    longest = 0
-    for i, n in enumerate(lengths):
-        if cur and (len(cur) + 1) * max(longest, n) > budget:
-            chunks.append(cur)
-            cur, longest = [], 0
-        cur.append(i)
-        longest = max(longest, n)
-    if cur:
-        chunks.append(cur)
-    return chunks
-
-
 @dataclass
 class MicroBatch:
     input_ids: torch.Tensor  # [B, L] right-padded
@@ -94,6 +80,7 @@ class MicroBatch:
     row_values: dict[str, torch.Tensor]  # [B] each
     values: torch.Tensor | None  # [B, T]
     returns: torch.Tensor | None  # [B, T]
+    packed: PackedRow | None = None  # the same rows as one packed row (rlvr.learner.packing), when packing
 
 
 def _scatter(values: list[list[float]] | None, rows: TrainRows, shape: tuple[int, int]) -> torch.Tensor | None:

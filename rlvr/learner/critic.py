@@ -48,12 +48,21 @@ class CriticWorker(LearnerWorker):
         model = AutoModelForTokenClassification.from_pretrained(
             cfg.model.source, config=config, dtype=self.master_dtype, **load
         )
+        self._batching(model)
+        self.chunk_tokens = 0  # one output per token: nothing to chunk
         self._initialize(model, critic_config(cfg, self.world_size))
+        self._check_packing(self._values)
         return {"params": sum(p.numel() for p in model.parameters()), **self.ready()}
 
     def _values(self, mb: MicroBatch) -> torch.Tensor:
-        out = self.engine(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits  # [B, L, 1]
-        return out[:, :-1, 0].to(torch.promote_types(out.dtype, torch.float32))  # [B, T]
+        p = mb.packed
+        if p is not None:  # one packed row, values back in the padded layout
+            out = self.engine(input_ids=p.input_ids, position_ids=p.position_ids, use_cache=False).logits  # [R, W, 1]
+            values = p.unpack(out[:, :-1, 0])
+        else:
+            out = self.engine(input_ids=mb.input_ids, attention_mask=mb.attention_mask, use_cache=False).logits
+            values = out[:, :-1, 0]  # [B, T]
+        return values.to(torch.promote_types(values.dtype, torch.float32))
 
     @releases_cuda_cache
     @torch.no_grad()

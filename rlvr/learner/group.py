@@ -1,8 +1,8 @@
 """A thin handle over the data-parallel learner ranks (Ray actors, one DeepSpeed group).
 
 The driver hands it a whole rollout batch; it cuts mini-batches (whole groups each), shards them
-over ranks, and passes every rank the mini-batch-wide normalisers so the update is independent of
-how the batch is split.
+over ranks by tokens, and passes every rank the mini-batch-wide normalisers so the update is independent
+of how the batch is split.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import ray
 
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import TrainRows
+from rlvr.learner.packing import balanced_partition
 from rlvr.learner.worker import LearnerWorker
 from rlvr.placement import Placement
-from rlvr.remote import shard_ranges, track, wait
+from rlvr.remote import track, wait
 
 
 class LearnerGroup:
@@ -40,16 +41,26 @@ class LearnerGroup:
         results = wait(self._setup_refs, self.timeout_s, f"{self.role} setup")
         return {**results[0], "nodes": sorted({r["node"] for r in results})}
 
+    def _split(self, rows: TrainRows) -> list[list[int]]:
+        """Row indices per rank, token loads balanced (`rlvr.learner.packing.balanced_partition`): every rank
+        waits for the most loaded one at each collective."""
+        return balanced_partition([len(ids) for ids in rows.input_ids], len(self.workers))
+
     def _shards(self, rows: TrainRows) -> list[TrainRows]:
-        return [rows.select(list(r)) for r in shard_ranges(len(rows), len(self.workers))]
+        return [rows.select(idx) for idx in self._split(rows)]
+
+    def _per_row(self, rows: TrainRows, method: str, what: str, *args: Any) -> list[list[float]]:
+        """Run a per-row method on every rank's share; results back in row order."""
+        split = self._split(rows)
+        refs = [getattr(w, method).remote(rows.select(idx), *args) for w, idx in zip(self.workers, split)]
+        out: list[list[float]] = [[] for _ in range(len(rows))]
+        for idx, part in zip(split, wait(refs, self.timeout_s, what)):
+            for i, values in zip(idx, part):
+                out[i] = values
+        return out
 
     def compute_logprobs(self, rows: TrainRows, which: str) -> list[list[float]]:
-        shards = self._shards(rows)
-        refs = [w.compute_logprobs.remote(s, which) for w, s in zip(self.workers, shards)]
-        out: list[list[float]] = []
-        for part in wait(refs, self.timeout_s, f"learner {which} log-probs"):
-            out.extend(part)
-        return out
+        return self._per_row(rows, "compute_logprobs", f"learner {which} log-probs", which)
 
     def train(self, rows: TrainRows, group_size: int, kl_coef: float = 0.0) -> dict[str, float]:
         """All optimizer steps for one rollout batch: ``epochs`` x ``mini_batches``."""
@@ -100,9 +111,7 @@ class LearnerGroup:
 
     def compute_values(self, rows: TrainRows) -> list[list[float]]:
         """Critic values per response token (only for a group of `CriticWorker` ranks)."""
-        shards = self._shards(rows)
-        refs = [w.compute_values.remote(s) for w, s in zip(self.workers, shards)]
-        return [v for part in wait(refs, self.timeout_s, f"{self.role} values") for v in part]
+        return self._per_row(rows, "compute_values", f"{self.role} values")
 
     def weight_manifest(self) -> list[tuple[str, int]]:
         return wait(self.workers[0].weight_manifest.remote(), self.timeout_s, "learner weight manifest")

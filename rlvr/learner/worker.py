@@ -13,6 +13,7 @@ the CUDA cache when they end (`rlvr.learner.memory`), so colocated engines can w
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import shutil
@@ -24,8 +25,10 @@ import torch
 
 from rlvr.algorithms.base import AggNorm, LossInput
 from rlvr.config.schema import RecipeConfig
-from rlvr.learner.batch import MicroBatch, TrainRows, collate, token_budget_chunks, unscatter
+from rlvr.learner.batch import MicroBatch, TrainRows, collate, unscatter
+from rlvr.learner.logprobs import chunked_logprobs, token_entropy, token_logprobs
 from rlvr.learner.memory import releases_cuda_cache
+from rlvr.learner.packing import pack, packed_micro_batches, packing_choice, padded_bins
 from rlvr.learner.sync_source import bucket_source, sync_params
 
 
@@ -90,18 +93,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``logits [B, T, V]``, ``targets [B, T]`` -> log-prob of each target ``[B, T]``."""
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> fp32, fp64 stays
-    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-
-
-def token_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of the next-token distribution ``[B, T]``."""
-    logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
-
-
 class LearnerWorker:
     """One data-parallel rank. Wrapped with ``ray.remote`` by `rlvr.learner.group`."""
 
@@ -147,7 +138,16 @@ class LearnerWorker:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.master_dtype = getattr(torch, cfg.learner.master_dtype)
         self.ref = None
+        if (self.device.type == "cuda" and cfg.learner.packing and cfg.model.dtype in ("bfloat16", "float16")
+                and importlib.util.find_spec("flash_attn")):
+            # the variable-length kernel that makes packed rows faster than padded ones on GPU (16-bit only)
+            return {**load, "attn_implementation": "flash_attention_2"}
         return load
+
+    def _batching(self, model: torch.nn.Module) -> None:
+        """Packed or padded micro-batches for this model on this device (`rlvr.learner.packing`)."""
+        impl = getattr(model.config, "_attn_implementation", None)
+        self.packing, self.batching = packing_choice(self.cfg.learner.packing, self.device.type, impl)
 
     def _initialize(self, model: torch.nn.Module, ds_config: dict[str, Any], lr_scheduler: Any = None) -> None:
         import deepspeed
@@ -169,6 +169,8 @@ class LearnerWorker:
         cfg, load = self.cfg, self._init_rank()
         model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=self.master_dtype, **load)
         self.tied = bool(getattr(model.config, "tie_word_embeddings", False))
+        self._batching(model)
+        self.chunk_tokens = cfg.learner.logprob_chunk_tokens if _chunkable(model) else 0
         self._initialize(model, train_config(cfg, self.world_size), warmup_scheduler(cfg))
         self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
         if self.algorithm.needs_reference:
@@ -176,15 +178,45 @@ class LearnerWorker:
             ref_model.requires_grad_(False)
             self.ref, *_ = deepspeed.initialize(model=ref_model, config=inference_config(cfg, self.world_size))
             self.ref.eval()
+        self._check_packing(lambda mb: self._forward(self.engine, mb)[0])
         params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())  # ZeRO-3 partitions numel
-        return {"params": params, "tied_embeddings": self.tied, **self.ready()}
+        return {"params": params, "tied_embeddings": self.tied, "batching": self.batching, **self.ready()}
+
+    @torch.no_grad()
+    def _check_packing(self, score: Any) -> None:
+        """Packing relies on the model building its attention from restarting position ids (transformers'
+        packed-sequence masks). A model whose attention ignores them would let packed sequences attend to each
+        other, silently: so score two sequences in one packed row and on padded rows once, and refuse to start
+        when they differ. Every rank runs it (ZeRO-3's forward is collective)."""
+        if not self.packing:
+            return
+        self.engine.eval()  # no dropout: the two layouts must be comparable
+        gen = torch.Generator().manual_seed(0)
+        vocab = int(self.engine.module.config.vocab_size)
+        seqs = [torch.randint(0, vocab, (n,), generator=gen).tolist() for n in (6, 9)]
+        rows = TrainRows(input_ids=seqs, prompt_lens=[1, 1])
+        mb = collate(rows, self.pad_id, self.device)
+        padded = score(mb)
+        mb.packed = pack(seqs, self.pad_id, self.device, row_tokens=None)  # both in one row
+        gap = float(((score(mb) - padded) * mb.mask).abs().max())
+        tol = 1e-3 if self.cfg.model.dtype in ("float32", "float64") else 5e-2
+        if not gap <= tol:
+            raise RuntimeError(
+                f"learner.packing: {type(self.engine.module).__name__} does not keep packed sequences apart (scores "
+                f"of two sequences in one packed row differ from padded rows by {gap:.3g}): its attention ignores "
+                "restarting position ids. Set learner.packing=false")
 
     # ---- micro-batching -------------------------------------------------------------------
 
     def _chunks(self, rows: TrainRows) -> list[list[int]]:
-        """Token-budget micro-batches, padded with empty ones so every rank runs the same number
-        of forward/backward passes (ZeRO's collectives happen inside them)."""
-        chunks = token_budget_chunks([len(x) for x in rows.input_ids], self.cfg.learner.micro_batch_tokens)
+        """Token-budget micro-batches (packed: `rlvr.learner.packing.packed_micro_batches`; padded: rows of
+        similar length together), padded with empty ones so every rank runs the same number of
+        forward/backward passes (ZeRO's collectives happen inside them)."""
+        lengths, budget = [len(x) for x in rows.input_ids], self.cfg.learner.micro_batch_tokens
+        if self.packing:
+            chunks, self._row_tokens = packed_micro_batches(lengths, budget, one_row=self.device.type == "cuda")
+        else:
+            chunks = padded_bins(lengths, budget)
         if self.world_size > 1:
             import torch.distributed as dist
 
@@ -197,6 +229,8 @@ class LearnerWorker:
         empty = not idx
         sub = rows.select(idx or [0])
         mb = collate(sub, self.pad_id, self.device)
+        if self.packing:
+            mb.packed = pack(sub.input_ids, self.pad_id, self.device, self._row_tokens)
         if empty:  # a stand-in pass that contributes nothing
             mb.mask.zero_()
         return sub, mb, empty
@@ -205,17 +239,75 @@ class LearnerWorker:
         self, module: Any, mb: MicroBatch, entropy: bool = False, entropy_grad: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log-probs of the targets at the sampling temperature ``[B, T]`` and, when asked, the
-        token entropy ``[B, T]`` (with gradient only for an entropy bonus)."""
-        logits = module(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits[:, :-1]  # [B, T, V]
-        logits = logits / self.temperature
-        ent = None
-        if entropy:
-            if entropy_grad:
-                ent = token_entropy(logits)
-            else:
-                with torch.no_grad():
-                    ent = token_entropy(logits.detach())
-        return token_logprobs(logits, mb.targets), ent
+        token entropy ``[B, T]`` (with gradient only for an entropy bonus). Packed micro-batches run as one
+        row and come back in the padded layout; with ``learner.logprob_chunk_tokens`` the output layer runs
+        a chunk of tokens at a time (`rlvr.learner.logprobs`)."""
+        p = mb.packed
+        if p is not None:
+            inputs = {"input_ids": p.input_ids, "position_ids": p.position_ids}
+            targets = p.input_ids[:, 1:]  # [R, W - 1]: position j of a packed row scores its token j + 1
+        else:
+            inputs = {"input_ids": mb.input_ids, "attention_mask": mb.attention_mask}
+            targets = mb.targets  # [B, T]
+        if self.chunk_tokens:
+            hidden = self._hidden_states(module, inputs)[:, :-1]  # [b, t, H]
+            lp, ent = self._chunked(module.module.get_output_embeddings(), hidden.reshape(-1, hidden.shape[-1]),
+                                    targets.reshape(-1), entropy, entropy_grad)
+            lp, ent = lp.view(targets.shape), (None if ent is None else ent.view(targets.shape))
+        else:
+            logits = module(**inputs, use_cache=False).logits[:, :-1] / self.temperature  # [b, t, V]
+            lp, ent = token_logprobs(logits, targets), None
+            if entropy:
+                if entropy_grad:
+                    ent = token_entropy(logits)
+                else:
+                    with torch.no_grad():
+                        ent = token_entropy(logits.detach())
+        if p is not None:
+            lp, ent = p.unpack(lp), (None if ent is None else p.unpack(ent))
+        return lp, ent
+
+    def _chunked(
+        self, head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, entropy: bool, entropy_grad: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`chunked_logprobs` over ``hidden [M, H]``. Under ZeRO-3 with several ranks every call of the output
+        layer gathers its weight (a collective, again when the backward pass recomputes a chunk), so every
+        rank runs the same number of chunks: the rows are padded to the longest rank's count, and the padding
+        chunks stay in the graph with weight 0 so their backward runs too."""
+        m = hidden.shape[0]
+        n = m
+        if self.cfg.learner.zero_stage == 3 and self.world_size > 1:
+            import torch.distributed as dist
+
+            most = torch.tensor([m], device=self.device)
+            dist.all_reduce(most, op=dist.ReduceOp.MAX)
+            n = int(most.item())
+        if n > m:
+            hidden = torch.cat([hidden, hidden.new_zeros(n - m, hidden.shape[1])])
+            targets = torch.cat([targets, targets.new_zeros(n - m)])
+        lp, ent = chunked_logprobs(head, hidden, targets, self.temperature, self.chunk_tokens, entropy, entropy_grad)
+        if n > m:
+            tie = 0.0 * lp[m:].sum()  # keeps the padding chunks' backward (and its collectives) on this rank
+            lp = lp[:m] + tie
+            ent = None if ent is None else ent[:m]
+        return lp, ent
+
+    @staticmethod
+    def _hidden_states(module: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The decoder's final hidden states ``[b, t, H]`` from the engine's own forward pass (so DeepSpeed's
+        hooks run as usual), with the output layer applied to no position (``logits_to_keep`` = none)."""
+        captured: list[torch.Tensor] = []
+
+        def keep(_: Any, __: Any, output: Any) -> None:
+            captured.append(output[0] if isinstance(output, tuple) else output.last_hidden_state)
+
+        handle = module.module.base_model.register_forward_hook(keep)
+        try:
+            none = torch.zeros(0, dtype=torch.long, device=inputs["input_ids"].device)
+            module(**inputs, use_cache=False, logits_to_keep=none)
+        finally:
+            handle.remove()
+        return captured[-1]
 
     # ---- remote API ----------------------------------------------------------------------
 
@@ -465,3 +557,12 @@ class LearnerWorker:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         return str(final)
+
+
+def _chunkable(model: torch.nn.Module) -> bool:
+    """Can the output layer run apart from the model (chunked log-probs)? A causal LM whose logits are the
+    output layer of the decoder's last hidden states, nothing after it (no soft-capping or logit scale)."""
+    cfg = model.config
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None) not in (None, 1, 1.0):
+        return False
+    return model.get_output_embeddings() is not None and model.base_model is not model

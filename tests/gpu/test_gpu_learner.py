@@ -10,7 +10,9 @@ vLLM needed, so these run on a GPU machine that has neither):
 * an all-clipped batch has no gradient;
 * the learner side of the NCCL weight sync under ZeRO-3: pulled from a side stream, as vLLM's packed sender
   does on rank 0, every bucket is gathered on the default stream and arrives whole;
-* a learner call gives the CUDA cache back when it ends (colocated engines need it to wake).
+* a learner call gives the CUDA cache back when it ends (colocated engines need it to wake);
+* packed micro-batches (with flash-attn installed; otherwise the learner must say it keeps padded rows)
+  and chunked log-probs agree with padded rows and whole logits on CUDA.
 """
 
 from __future__ import annotations
@@ -168,3 +170,35 @@ def test_learner_calls_give_the_cuda_cache_back(tmp_path: Any) -> None:
     left = cached()
     print(f"CUDA cache after an update: {kept / 2**20:.1f} MiB kept without the release, {left / 2**20:.1f} MiB with")
     assert kept > 0 and left < kept
+
+
+def test_packing_and_chunked_logprobs_on_cuda(tmp_path: Any) -> None:
+    import importlib.util
+    import random
+
+    from rlvr.learner.batch import TrainRows
+
+    base = _learner(tmp_path, "learner.packing=false", "learner.logprob_chunk_tokens=0")
+    other = _learner(tmp_path, "model.dtype=bfloat16", "learner.packing=true", "learner.logprob_chunk_tokens=16")
+    rng = random.Random(0)
+    lengths = [40, 9, 8, 12, 7, 14, 33, 6]
+    rows = TrainRows(input_ids=[[rng.randrange(3, 20) for _ in range(n)] for n in lengths],
+                     prompt_lens=[4] * len(lengths),
+                     advantages=[[1.0 if k % 2 == 0 else -1.0] * (n - 4) for k, n in enumerate(lengths)])
+    has_flash = importlib.util.find_spec("flash_attn") is not None
+    assert other.packing == has_flash, other.batching  # packed on CUDA only with the variable-length kernel
+    if has_flash:  # bf16, flash-attention varlen vs padded sdpa: bf16 rounding apart, no cross-sequence attention
+        padded16 = _learner(tmp_path, "model.dtype=bfloat16", "learner.packing=false")
+        a, b = padded16.compute_logprobs(rows), other.compute_logprobs(rows)
+        assert max(abs(x - y) for xs, ys in zip(a, b) for x, y in zip(xs, ys)) < 5e-2
+    else:
+        assert "flash-attn" in other.batching
+    other = _learner(tmp_path, "learner.packing=true", "learner.logprob_chunk_tokens=16")  # float32: chunking alone
+    a, b = base.compute_logprobs(rows), other.compute_logprobs(rows)
+    assert max(abs(x - y) for xs, ys in zip(a, b) for x, y in zip(xs, ys)) < 1e-4
+    n_tok, n_seq = float(rows.response_tokens()), float(rows.active_sequences())
+    (sa, ga), (sb, gb) = base.compute_gradients(rows, n_tok, n_seq), other.compute_gradients(rows, n_tok, n_seq)
+    assert sb["part/loss"] == pytest.approx(sa["part/loss"], rel=1e-4)
+    va = torch.cat([ga[k].flatten() for k in sorted(ga)])
+    vb = torch.cat([gb[k].flatten() for k in sorted(ga)])
+    assert ((va - vb).norm() / va.norm()).item() < 1e-4

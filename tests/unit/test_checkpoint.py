@@ -144,6 +144,7 @@ def test_first_signal_in_the_loop_is_deferred_a_second_stops_at_once() -> None:
         with pytest.raises(preemption.Preempted, match="SIGTERM"):
             os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) is before  # handlers restored on the way out
+    assert preemption.requested() is None  # and the request gone: a later run in this process is not stopped
 
 
 def test_an_unwritable_output_dir_is_reported_before_anything_starts(tmp_path: Path) -> None:
