@@ -239,8 +239,8 @@ class LearnerWorker:
         self, module: Any, mb: MicroBatch, entropy: bool = False, entropy_grad: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log-probs of the targets at the sampling temperature ``[B, T]`` and, when asked, the
-        token entropy ``[B, T]`` (with gradient only for an entropy bonus). Packed micro-batches run as one
-        row and come back in the padded layout; with ``learner.logprob_chunk_tokens`` the output layer runs
+        token entropy ``[B, T]`` (with gradient only for an entropy bonus). Packed micro-batches run as packed
+        rows and come back in the padded layout; with ``learner.logprob_chunk_tokens`` the output layer runs
         a chunk of tokens at a time (`rlvr.learner.logprobs`)."""
         p = mb.packed
         if p is not None:
@@ -562,7 +562,11 @@ class LearnerWorker:
 def _chunkable(model: torch.nn.Module) -> bool:
     """Can the output layer run apart from the model (chunked log-probs)? A causal LM whose logits are the
     output layer of the decoder's last hidden states, nothing after it (no soft-capping or logit scale)."""
+    import inspect
+
     cfg = model.config
     if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None) not in (None, 1, 1.0):
         return False
+    if "logits_to_keep" not in inspect.signature(model.forward).parameters:
+        return False  # no way to run the model without its output layer over every position
     return model.get_output_embeddings() is not None and model.base_model is not model
