@@ -80,7 +80,7 @@ class MicroBatch:
     row_values: dict[str, torch.Tensor]  # [B] each
     values: torch.Tensor | None  # [B, T]
     returns: torch.Tensor | None  # [B, T]
-    packed: PackedRow | None = None  # the same rows as one packed row (rlvr.learner.packing), when packing
+    packed: PackedRow | None = None  # the same rows as packed rows (rlvr.learner.packing), when packing
 
 
 def _scatter(values: list[list[float]] | None, rows: TrainRows, shape: tuple[int, int]) -> torch.Tensor | None:

@@ -56,7 +56,7 @@ class CriticWorker(LearnerWorker):
 
     def _values(self, mb: MicroBatch) -> torch.Tensor:
         p = mb.packed
-        if p is not None:  # one packed row, values back in the padded layout
+        if p is not None:  # packed rows, values back in the padded layout
             out = self.engine(input_ids=p.input_ids, position_ids=p.position_ids, use_cache=False).logits  # [R, W, 1]
             values = p.unpack(out[:, :-1, 0])
         else:
