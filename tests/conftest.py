@@ -88,6 +88,16 @@ def tied_tiny_model(source: str, out: Path) -> Path:
     return out
 
 
+def grad_rel(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """``|b - a| / |a|`` over all of ``a``'s gradients as one float64 vector (``a`` must have a gradient)."""
+    import torch
+
+    va = torch.cat([a[k].flatten().double() for k in sorted(a)])
+    vb = torch.cat([b[k].flatten().double() for k in sorted(a)])
+    assert va.norm() > 0
+    return ((va - vb).norm() / va.norm()).item()
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
     """Poll ``condition`` every 0.1 s until it holds or ``timeout_s`` passes; its last value."""
     end = time.monotonic() + timeout_s

@@ -16,7 +16,7 @@ from rlvr.config import load_recipe
 from rlvr.learner.group import LearnerGroup
 from rlvr.placement import Placement
 from rlvr.remote import init_ray
-from tests.conftest import DEFAULT_RECIPE, arith_rows
+from tests.conftest import DEFAULT_RECIPE, arith_rows, grad_rel
 
 AGG = [  # every aggregation mode (rlvr.algorithms.parts.aggregation.AGG_MODES), with the settings it needs
     {"loss_agg": "token-mean"},
@@ -49,12 +49,6 @@ def _gradients(cfg_overrides: list[str], tmp: str) -> list[tuple[float, dict[str
     return out
 
 
-def _rel(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    va = torch.cat([a[k].flatten().double() for k in sorted(a)])
-    vb = torch.cat([b[k].flatten().double() for k in sorted(a)])
-    return ((va - vb).norm() / va.norm()).item()
-
-
 @pytest.fixture(scope="module")
 def ray_session():
     init_ray(None, None, 3)
@@ -75,5 +69,5 @@ def test_micro_batch_and_rank_invariance(ray_session, tmp_path) -> None:
     for agg, (lw, gw), (ls, gs), (lr, gr) in zip(AGG, whole, singles, ranks):
         assert gw["model.embed_tokens.weight"].abs().sum() > 0, agg
         assert ls == pytest.approx(lw, rel=1e-6) and lr == pytest.approx(lw, rel=1e-6), agg
-        assert _rel(gw, gs) < 1e-6, (agg, _rel(gw, gs))
-        assert _rel(gw, gr) < 1e-6, (agg, _rel(gw, gr))
+        assert grad_rel(gw, gs) < 1e-6, (agg, grad_rel(gw, gs))
+        assert grad_rel(gw, gr) < 1e-6, (agg, grad_rel(gw, gr))

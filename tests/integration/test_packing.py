@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 import ray
-import torch
 
 from rlvr.config import load_recipe
 from rlvr.learner.batch import TrainRows
 from rlvr.learner.group import LearnerGroup
 from rlvr.placement import Placement
-from rlvr.remote import init_ray
-from tests.conftest import DEFAULT_RECIPE, tied_tiny_model
+from rlvr.remote import free_port, init_ray
+from tests.conftest import DEFAULT_RECIPE, grad_rel, tied_tiny_model
 
 pytestmark = pytest.mark.integration
 
@@ -60,14 +59,8 @@ def _assert_same(a: tuple[Any, ...], b: tuple[Any, ...], tol: float, grad_tol: f
     assert [len(x) for x in lp_a] == [len(x) for x in lp_b] == [n - max(2, n // 3) for n in LENGTHS]
     assert max(abs(x - y) for xs, ys in zip(lp_a, lp_b) for x, y in zip(xs, ys)) <= tol
     assert abs(loss_a - loss_b) <= tol * max(1.0, abs(loss_a)) and abs(ent_a - ent_b) <= tol * max(1.0, ent_a)
-    assert _rel(g_a, g_b) <= (grad_tol or tol), _rel(g_a, g_b)
+    assert grad_rel(g_a, g_b) <= (grad_tol or tol), grad_rel(g_a, g_b)
 
-
-def _rel(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    va = torch.cat([a[k].flatten().double() for k in sorted(a)])
-    vb = torch.cat([b[k].flatten().double() for k in sorted(a)])
-    assert va.norm() > 0
-    return ((va - vb).norm() / va.norm()).item()
 
 
 PADDED = ("learner.packing=false", "learner.logprob_chunk_tokens=0")
@@ -118,10 +111,10 @@ import transformers.masking_utils as mu
 mu.find_packed_sequence_indices = lambda position_ids: None  # attention as if one sequence per row
 from rlvr.config import load_recipe
 from rlvr.learner.worker import LearnerWorker
-from tests.integration.test_invariance import DEFAULT_RECIPE
+from tests.conftest import DEFAULT_RECIPE
 cfg = load_recipe(DEFAULT_RECIPE, ["run.output_dir={tmp_path}", "algorithm.kl_placement=none", "algorithm.kl_coef=0"])
 try:
-    LearnerWorker(cfg, 0, 1, "127.0.0.1", {_free_port()}).setup()
+    LearnerWorker(cfg, 0, 1, "127.0.0.1", {free_port()}).setup()
 except RuntimeError as err:
     print("REFUSED:", err)
 """
@@ -131,10 +124,3 @@ except RuntimeError as err:
         out.stdout[-2000:] + out.stderr[-2000:])
     assert "Set learner.packing=false" in out.stdout
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
