@@ -28,7 +28,7 @@ from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import MicroBatch, TrainRows, collate, unscatter
 from rlvr.learner.logprobs import chunked_logprobs, token_entropy, token_logprobs
 from rlvr.learner.memory import releases_cuda_cache
-from rlvr.learner.packing import pack, packed_micro_batches, packing_choice, padded_bins
+from rlvr.learner.packing import VARLEN_KERNELS, pack, packed_micro_batches, packing_choice, padded_bins
 from rlvr.learner.sync_source import bucket_source, sync_params
 
 
@@ -148,6 +148,7 @@ class LearnerWorker:
         """Packed or padded micro-batches for this model on this device (`rlvr.learner.packing`)."""
         impl = getattr(model.config, "_attn_implementation", None)
         self.packing, self.batching = packing_choice(self.cfg.learner.packing, self.device.type, impl)
+        self._one_row = impl in VARLEN_KERNELS  # a variable-length kernel packs a micro-batch into one row
 
     def _initialize(self, model: torch.nn.Module, ds_config: dict[str, Any], lr_scheduler: Any = None) -> None:
         import deepspeed
@@ -214,7 +215,7 @@ class LearnerWorker:
         forward/backward passes (ZeRO's collectives happen inside them)."""
         lengths, budget = [len(x) for x in rows.input_ids], self.cfg.learner.micro_batch_tokens
         if self.packing:
-            chunks, self._row_tokens = packed_micro_batches(lengths, budget, one_row=self.device.type == "cuda")
+            chunks, self._row_tokens = packed_micro_batches(lengths, budget, one_row=self._one_row)
         else:
             chunks = padded_bins(lengths, budget)
         if self.world_size > 1:
