@@ -54,8 +54,12 @@ METRICS: list[tuple[str, str, str]] = [
     ("actor/pg_clipfrac_low", "every step", "fraction clipped below 1 - clip_low"),
     ("actor/pg_clipfrac_high", "every step", "fraction clipped above 1 + clip_high"),
     ("actor/pg_clipfrac_dual", "every step", "fraction hit by dual clipping (negative advantages)"),
-    ("actor/tis_clipfrac", "truncated importance sampling", "fraction of tokens whose sampler/learner weight "
-     "was truncated"),
+    ("actor/tis_clipfrac", "tis_cap with token_tis or seq_tis", "fraction of tokens whose sampler/learner "
+     "importance weight pi_old/pi_sampler was truncated at tis_cap (seq_tis: the tokens of truncated sequences)"),
+    ("actor/is_masked_frac", "tis_cap with mis or icepop", "fraction of tokens whose sampler/learner importance "
+     "weight was zeroed for leaving [is_low, tis_cap] (mis: the tokens of rejected sequences)"),
+    ("actor/is_weight_mean", "tis_cap", "mean sampler/learner importance weight over tokens, after truncation or "
+     "masking (tokens zeroed by mis or icepop count as 0; seq_tis and mis weigh each sequence by its token count)"),
     ("actor/grad_norm", "every step", "gradient norm before clipping, mean over the updates applied"),
     ("actor/lr", "every step", "learning rate"),
     ("actor/optimizer_steps", "every step", "optimizer steps taken this step (epochs x mini-batches)"),

@@ -2,12 +2,11 @@
 
 `PolicyGradientLoss` covers GRPO, Dr. GRPO, DAPO, GSPO, Lite PPO, REINFORCE++(-baseline) and RLOO:
 advantage estimator x ratio level x clipping x aggregation x KL placement/estimator x entropy bonus
-x truncated importance sampling. `NFTLoss` is NFT's likelihood loss on the implicit negative policy.
+x sampler/learner importance-sampling correction (truncated or masked, token or sequence level).
+`NFTLoss` is NFT's likelihood loss on the implicit negative policy.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -15,7 +14,7 @@ from rlvr.algorithms.base import AdvantageInput, AdvantageOutput, AggNorm, LossI
 from rlvr.algorithms.parts import advantages as adv
 from rlvr.algorithms.parts.aggregation import aggregate
 from rlvr.algorithms.parts.clip import ppo_clip
-from rlvr.algorithms.parts.correction import tis_weights
+from rlvr.algorithms.parts.correction import BANDED_CORRECTIONS, is_weights
 from rlvr.algorithms.parts.kl import kl_penalty
 from rlvr.algorithms.parts.nft import nft_loss
 from rlvr.algorithms.parts.ratio import log_ratio
@@ -93,7 +92,8 @@ class _Base:
 
 
 class PolicyGradientLoss(_Base):
-    """PPO-clip on the chosen ratio level, plus KL-in-loss, entropy bonus and truncated IS."""
+    """PPO-clip on the chosen ratio level, plus KL-in-loss, entropy bonus and the sampler/learner
+    importance-sampling correction (``tis_cap``, ``is_correction``, ``is_low``: `parts.correction`)."""
 
     def loss(self, batch: LossInput, norm: AggNorm) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c, mask = self.cfg, batch.mask
@@ -102,10 +102,13 @@ class PolicyGradientLoss(_Base):
         per_token = clip.loss  # [B, T]
         sums: dict[str, torch.Tensor] = {}
         if c.tis_cap is not None and batch.sampler_logprobs is not None:
-            weights = tis_weights(batch.old_logprobs, batch.sampler_logprobs, mask, c.tis_cap)  # [B, T]
+            weights, hit = is_weights(c.is_correction, batch.old_logprobs, batch.sampler_logprobs, mask,
+                                      c.tis_cap, c.is_low)  # [B, T] detached, [B, T] bool
             per_token = per_token * weights
-            truncated = (batch.old_logprobs - batch.sampler_logprobs).detach() > math.log(c.tis_cap)
-            sums["actor/tis_clipfrac"] = (truncated & (mask > 0)).float().sum()
+            # truncated at the cap (token_tis, seq_tis) or zeroed outside the band (mis, icepop)
+            hit_name = "actor/is_masked_frac" if c.is_correction in BANDED_CORRECTIONS else "actor/tis_clipfrac"
+            sums[hit_name] = hit.float().sum()
+            sums["actor/is_weight_mean"] = weights.sum()
         sums |= {
             "actor/pg_loss": torch.where(mask > 0, clip.loss, 0.0).sum().detach(),
             # verl's pg_clipfrac = low | high; verl's pg_clipfrac_lower is our pg_clipfrac_dual

@@ -177,3 +177,22 @@ def test_cli_overrides_may_follow_options(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit):
         main(["train", str(DEFAULT_RECIPE), "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_importance_sampling_band_is_validated(tmp_path: Path, base: dict) -> None:
+    path = _write(tmp_path, base)
+    cfg = load_recipe(path, ["algorithm.tis_cap=5.0", "algorithm.is_correction=icepop", "algorithm.is_low=0.5"])
+    assert (cfg.algorithm.tis_cap, cfg.algorithm.is_correction, cfg.algorithm.is_low) == (5.0, "icepop", 0.5)
+    assert load_recipe(path, ["algorithm.tis_cap=2.0", "algorithm.is_correction=mis"]).algorithm.is_low is None
+    assert load_recipe(path).algorithm.is_correction == "token_tis"
+    for kind in ("token_tis", "seq_tis"):  # the truncating corrections have no band
+        with pytest.raises(RecipeError, match=f"algorithm: .*is_low bounds the band of is_correction mis or "
+                                              f"icepop, not {kind}"):
+            load_recipe(path, ["algorithm.tis_cap=2.0", f"algorithm.is_correction={kind}", "algorithm.is_low=0.5"])
+    for low in ("2.0", "3.0"):  # is_low >= tis_cap: an empty band
+        with pytest.raises(RecipeError, match=f"algorithm: .*is_low={float(low)} must be below tis_cap=2.0"):
+            load_recipe(path, ["algorithm.tis_cap=2.0", "algorithm.is_correction=mis", f"algorithm.is_low={low}"])
+    with pytest.raises(RecipeError, match=r"algorithm\.is_low: .*greater than 0"):
+        load_recipe(path, ["algorithm.tis_cap=2.0", "algorithm.is_correction=mis", "algorithm.is_low=0"])
+    with pytest.raises(RecipeError, match=r"algorithm\.is_correction: .*'token_tis', 'seq_tis', 'mis' or 'icepop'"):
+        load_recipe(path, ["algorithm.tis_cap=2.0", "algorithm.is_correction=seq_mis"])

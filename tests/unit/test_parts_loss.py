@@ -1,4 +1,5 @@
-"""Loss parts: ratio levels, PPO-clip, aggregation, KL estimators and controllers, truncated IS."""
+"""Loss parts: ratio levels, PPO-clip, aggregation, KL estimators and controllers (the sampler/learner
+corrections are in test_parts_correction)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import torch
 from rlvr.algorithms.parts import advantages as adv
 from rlvr.algorithms.parts.aggregation import AGG_MODES, AggNorm, aggregate
 from rlvr.algorithms.parts.clip import ppo_clip
-from rlvr.algorithms.parts.correction import mismatch_stats, tis_weights
 from rlvr.algorithms.parts.kl import AdaptiveKLController, FixedKLController, kl_penalty
 from rlvr.algorithms.parts.ratio import importance_ratio, log_ratio
 
@@ -338,29 +338,3 @@ def test_kl_controllers() -> None:
     assert ctl.value == pytest.approx(0.201024 * 0.99488, rel=1e-12)
     with pytest.raises(ValueError):
         AdaptiveKLController(0.2, target_kl=0.0, horizon=10)
-
-
-# ------------------------------------------------------------------ truncated IS and mismatch stats
-
-
-def test_tis_weights() -> None:
-    old = t([[-1.0, -1.0, -3.0, NAN]], grad=True)
-    sampler = t([[-1.5, -0.5, -0.5, INF]])
-    w = tis_weights(old, sampler, t([[1.0, 1.0, 1.0, 0.0]]), cap=1.5)
-    # exp(old - sampler) = exp(0.5) = 1.6487 -> capped 1.5; exp(-0.5); exp(-2.5); padding 0
-    close(w, [[1.5, math.exp(-0.5), math.exp(-2.5), 0.0]], tol=1e-12)
-    assert not w.requires_grad
-    with pytest.raises(ValueError):
-        tis_weights(old, sampler, t([[1.0] * 4]), cap=0.0)
-
-
-def test_mismatch_stats() -> None:
-    stats = mismatch_stats(t([[-1.0, -1.0, -3.0, NAN]]), t([[-1.5, -0.5, -0.5, INF]]), t([[1.0, 1.0, 1.0, 0.0]]))
-    deltas = [0.5, -0.5, -2.5]  # old - sampler
-    assert stats["abs_logprob_diff"] == pytest.approx(3.5 / 3, rel=1e-12)
-    assert stats["kl_k3"] == pytest.approx(sum(math.exp(d) - 1 - d for d in deltas) / 3, rel=1e-12)
-    assert stats["ratio_max"] == pytest.approx(math.exp(0.5), rel=1e-12)
-    assert stats["ratio_min"] == pytest.approx(math.exp(-2.5), rel=1e-12)
-    assert stats["num_tokens"] == 3.0 and all(isinstance(v, float) for v in stats.values())
-    empty = mismatch_stats(t([[NAN]]), t([[0.0]]), t([[0.0]]))
-    assert empty == {"abs_logprob_diff": 0.0, "kl_k3": 0.0, "ratio_max": 1.0, "ratio_min": 1.0, "num_tokens": 0.0}

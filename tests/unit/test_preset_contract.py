@@ -4,7 +4,9 @@ against values computed here by hand from the papers' formulas, not by rlvr's pa
 * the advantages of a fixed batch of two groups (group statistics, leave-one-out, token whitening, GAE);
 * the on-policy gradient of the loss with respect to each token's log-prob (``-A_t`` times the
   aggregation weight; NFT: ``-(1 - r_hat)`` on positives and ``r_hat`` on negatives, over 1000);
-* with every token's ratio beyond the clip range in its advantage's direction, a zero gradient.
+* with every token's ratio beyond the clip range in its advantage's direction, a zero gradient;
+* on-policy against pi_old but with sampler log-probs elsewhere, each sampler/learner correction
+  (``tis_cap`` with every ``is_correction``, ``is_low`` for the banded ones) weighing that gradient by hand.
 
 These run under ``pytest --control NAME`` (tests/controls.py) with the control applied, and must fail then.
 """
@@ -31,9 +33,10 @@ VALUES = [[0.5, 0.8], [0.2], [0.1, 0.3], [0.4, 0.4, 0.6], [0.7], [0.6, 0.9], [0.
 MAX_NEW_TOKENS = 6
 
 
-def _cfg(preset: str, control: str | None) -> RecipeConfig:
+def _cfg(preset: str, control: str | None, algorithm: dict | None = None) -> RecipeConfig:
     base = load_recipe(DEFAULT_RECIPE, [f"rollout.max_new_tokens={MAX_NEW_TOKENS}", f"rollout.n={G}"])
-    cfg = RecipeConfig.model_validate({**base.model_dump(), "algorithm": {"name": preset, "lr": 3e-4}})
+    fields = {"name": preset, "lr": 3e-4, **(algorithm or {})}
+    cfg = RecipeConfig.model_validate({**base.model_dump(), "algorithm": fields})
     return with_control(cfg, control) if control and preset in _applies(control) else cfg
 
 
@@ -138,19 +141,27 @@ def _aggregation_weights(preset: str, cfg: RecipeConfig) -> list[list[float]]:
     raise AssertionError(f"{preset}: no hand weights for {mode}")
 
 
-def _loss_grad(preset: str, control: str | None, shift: list[list[float]] | None = None) -> torch.Tensor:
-    """Gradient of the micro-batch loss w.r.t. the log-probs; ``old = logprobs - shift`` (0: on-policy).
-    The reference is the policy itself, so a KL term adds neither value nor gradient."""
-    cfg = _cfg(preset, control)
+def _ragged(rows: list[list[float]] | None, mask: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros_like(mask)
+    for i, row in enumerate(rows or []):
+        out[i, : len(row)] = torch.tensor(row)
+    return out
+
+
+def _loss_grad(preset: str, control: str | None, shift: list[list[float]] | None = None,
+               sampler_shift: list[list[float]] | None = None, algorithm: dict | None = None) -> torch.Tensor:
+    """Gradient of the micro-batch loss w.r.t. the log-probs; ``old = logprobs - shift`` (0: on-policy) and,
+    given ``sampler_shift``, sampler log-probs ``old - sampler_shift``; ``algorithm`` fields override the
+    preset's. The reference is the policy itself, so a KL term adds neither value nor gradient."""
+    cfg = _cfg(preset, control, algorithm)
     algo = get_algorithm(cfg.algorithm, max_new_tokens=MAX_NEW_TOKENS)
     out = algo.advantages(_advantage_input())
     mask = _mask()
     logprobs = (-0.3 - 0.1 * torch.arange(mask.numel(), dtype=torch.float32).reshape(mask.shape)).requires_grad_()
-    delta = torch.zeros_like(mask)
-    for i, row in enumerate(shift or []):
-        delta[i, : len(row)] = torch.tensor(row)
-    batch = LossInput(logprobs=logprobs, old_logprobs=(logprobs - delta).detach(), advantages=out.advantages,
-                      mask=mask, ref_logprobs=logprobs.detach(), row_values=out.row_values)
+    old = (logprobs - _ragged(shift, mask)).detach()
+    sampler = None if sampler_shift is None else old - _ragged(sampler_shift, mask)
+    batch = LossInput(logprobs=logprobs, old_logprobs=old, advantages=out.advantages, mask=mask,
+                      ref_logprobs=logprobs.detach(), sampler_logprobs=sampler, row_values=out.row_values)
     loss, _ = algo.loss(batch, AggNorm(num_tokens=sum(LENGTHS), num_sequences=len(LENGTHS),
                                        constant=algo.agg_constant))
     loss.backward()
@@ -188,3 +199,45 @@ def test_ratios_beyond_the_clip_get_no_gradient(preset: str, control: str | None
     grad = _loss_grad(preset, control, shift)
     assert any(a != 0 for row in adv for a in row)
     assert grad.abs().max().item() == 0.0, grad
+
+
+# log pi_old - log pi_sampler per token, chosen so each correction does something different: sums 0.3, 0.9
+# (over the cap 2), -0.9 (under the band's 0.5), 0.9, -0.8 (under), 0.2, 0 (one token over, one under), 0
+SAMPLER_SHIFT = [[0.5, -0.2], [0.9], [-0.5, -0.4], [0.3, 0.3, 0.3], [-0.8], [0.1, 0.1], [1.0, -1.0], [0.0]]
+IS_CAP, IS_LOW = 2.0, 0.5
+
+
+def _is_weights(kind: str) -> list[list[float]]:
+    """The correction's weight on each token, by hand from the formulas (``rho = pi_old / pi_sampler``)."""
+    def band(rho: float) -> float:
+        return rho if IS_LOW <= rho <= IS_CAP else 0.0
+
+    out = []
+    for row in SAMPLER_SHIFT:
+        seq = math.exp(sum(row))
+        out.append({
+            "token_tis": [min(math.exp(d), IS_CAP) for d in row],  # Yao et al. 2025
+            "seq_tis": [min(seq, IS_CAP)] * len(row),
+            "mis": [band(seq)] * len(row),  # sequence-level masked IS
+            "icepop": [band(math.exp(d)) for d in row],
+        }[kind])
+    return out
+
+
+@pytest.mark.parametrize("kind", ["token_tis", "seq_tis", "mis", "icepop"])
+@pytest.mark.parametrize("preset", PG_PRESETS)
+def test_on_policy_gradient_with_an_is_correction_is_weighted_by_hand(preset: str, kind: str,
+                                                                       control: str | None) -> None:
+    """On-policy against pi_old, off-policy against the sampler: the gradient is the on-policy one times the
+    correction's weight per token. GSPO's sequence-level ratio spreads each sequence's loss over its tokens
+    (d s_i / d log pi_t = 1 / |o_i| on-policy), so there each token gets the sequence's mean weight."""
+    cfg = _cfg(preset, None)
+    adv, agg = expected_advantages(preset), _aggregation_weights(preset, cfg)
+    weights = _is_weights(kind)
+    if cfg.algorithm.ratio_level == "sequence":
+        weights = [[sum(row) / len(row)] * len(row) for row in weights]
+    settings = {"tis_cap": IS_CAP, "is_correction": kind, "is_low": IS_LOW if kind in ("mis", "icepop") else None}
+    grad = _loss_grad(preset, control, sampler_shift=SAMPLER_SHIFT, algorithm=settings)
+    for i, (a_row, g_row, w_row) in enumerate(zip(adv, agg, weights)):
+        want = [-a * g * w for a, g, w in zip(a_row, g_row, w_row)]
+        assert grad[i, : len(want)].tolist() == pytest.approx(want, rel=1e-4, abs=1e-9), (preset, kind, i)

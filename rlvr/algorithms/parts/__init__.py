@@ -8,7 +8,8 @@ group (``N = P * G``). The math is in ``ALGORITHMS.md``.
 
 Modules: `advantages` (estimators), `ratio` (importance ratios), `clip` (PPO-clip), `aggregation`
 (loss reduction with mini-batch-wide normalisers), `kl` (estimators, controllers), `nft` (NFT loss),
-`correction` (rollout/learner mismatch), `shaping` (reward shaping and group filters).
+`correction` (sampler/learner importance-sampling corrections, mismatch diagnostics), `shaping` (reward
+shaping and group filters).
 """
 
 from rlvr.algorithms.parts.advantages import (
@@ -26,7 +27,16 @@ from rlvr.algorithms.parts.advantages import (
 )
 from rlvr.algorithms.parts.aggregation import AGG_MODES, AggNorm, aggregate, masked_sum
 from rlvr.algorithms.parts.clip import ClipResult, ppo_clip
-from rlvr.algorithms.parts.correction import mismatch_stats, tis_weights
+from rlvr.algorithms.parts.correction import (
+    BANDED_CORRECTIONS,
+    IS_CORRECTIONS,
+    icepop,
+    is_weights,
+    mis,
+    mismatch_stats,
+    seq_tis,
+    token_tis,
+)
 from rlvr.algorithms.parts.kl import KL_ESTIMATORS, AdaptiveKLController, FixedKLController, kl_penalty
 from rlvr.algorithms.parts.nft import clamp_preserve_grad, nft_loss, nft_prompt_weight
 from rlvr.algorithms.parts.ratio import RATIO_LEVELS, importance_ratio, log_ratio
@@ -34,6 +44,8 @@ from rlvr.algorithms.parts.shaping import non_eos_penalty, overlong_penalty, tru
 
 __all__ = [
     "AGG_MODES",
+    "BANDED_CORRECTIONS",
+    "IS_CORRECTIONS",
     "KL_ESTIMATORS",
     "RATIO_LEVELS",
     "AdaptiveKLController",
@@ -45,15 +57,18 @@ __all__ = [
     "clamp_preserve_grad",
     "discounted_returns",
     "gae",
+    "icepop",
     "group_mean",
     "group_mean_batch_std",
     "group_mean_std",
     "importance_ratio",
+    "is_weights",
     "kl_penalty",
     "leave_one_out",
     "log_ratio",
     "masked_sum",
     "masked_whiten",
+    "mis",
     "mismatch_stats",
     "nft_loss",
     "nft_prompt_weight",
@@ -63,7 +78,8 @@ __all__ = [
     "ppo_clip",
     "reinforce_pp",
     "reinforce_pp_baseline",
-    "tis_weights",
+    "seq_tis",
+    "token_tis",
     "truncated_reward",
     "zero_variance_groups",
 ]
