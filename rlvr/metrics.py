@@ -83,9 +83,19 @@ METRICS: list[tuple[str, str, str]] = [
     # time and throughput
     ("time/step_s", "every step", "wall time of the whole step"),
     ("time/<name>_s", "every step", "wall time of one phase: generate, verify (left after generation), "
-     "reference, old_logprobs, values, advantage, update, critic_update, sync, sleep, wake; eval (eval rows)"),
+     "reference, old_logprobs, values, advantage, update, critic_update, sync, sleep, wake; eval (eval rows); "
+     "engine_idle (step time no engine was generating), learner_wait (asynchronous: waiting for the step's "
+     "batch), sync_wait (asynchronous: waiting for the engines before the weight sync)"),
     ("throughput/generate_tokens_per_s", "every step", "response tokens generated per second of generation"),
     ("throughput/tokens_per_s", "every step", "prompt + response tokens trained on per second of step time"),
+    ("throughput/response_tokens_per_s", "every step", "response tokens trained on per second of step time"),
+    # asynchronous rollouts (rollout.max_staleness >= 1)
+    ("rollout/staleness/<name>", "asynchronous rollouts", "fraction of the step's samples whose oldest token "
+     "was sampled this many policy versions before the learner's (the staleness histogram)"),
+    ("rollout/staleness_mean", "asynchronous rollouts", "mean staleness of the step's samples, in versions"),
+    ("rollout/staleness_max", "asynchronous rollouts", "largest staleness of a sample (never above max_staleness)"),
+    ("rollout/off_policy_token_fraction", "asynchronous rollouts", "fraction of response tokens sampled by an "
+     "older policy version than the one the learner starts the step with"),
     # evaluation (eval rows)
     ("eval/<name>/accuracy", "eval rows", "greedy accuracy on one held-out set"),
     ("eval/<name>/reward/mean", "eval rows", "mean verifier score on one held-out set"),

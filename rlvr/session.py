@@ -7,10 +7,11 @@ pushes its fresh policy into them the same way."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlvr.checkpoint import (
     CheckpointError,
@@ -27,6 +28,12 @@ from rlvr.lifecycle import Started
 from rlvr.loggers import build_loggers
 from rlvr.remote import WorkerError
 from rlvr.tracking import RunLog, open_run_dir
+
+if TYPE_CHECKING:
+    from rlvr.rollout.producer import Produced, Producer
+
+ROLLOUTS = "rollouts.pkl"
+"""A checkpoint's finished asynchronous rollout batches for the steps after it (`Session.save_checkpoint`)."""
 
 CHECKPOINT_BYTES_PER_PARAM = 16  # weights + fp32 master + Adam moments + the Hugging Face export, roughly
 
@@ -70,6 +77,8 @@ class Session(Started):
     def __init__(self, cfg: RecipeConfig, resume: str | None = None, engines: Engines | None = None) -> None:
         self.cfg, self.resume, self._shared = cfg, resume, engines
         self.start_step, self.kl_value = 0, None
+        self.producer: Producer | None = None
+        self._carried: list[Produced] = []  # batches a checkpoint recorded for the steps after it
         self.guard = UpdateGuard(cfg.learner.max_skipped_steps)
         super().__init__()
 
@@ -87,6 +96,9 @@ class Session(Started):
         self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
         engines = self._engines(row_verifiers)
         self.verify, self.rollouts = engines.verify, engines.rollouts
+        from rlvr.rollout.producer import check_async_layout
+
+        check_async_layout(cfg, engines.placement.layout.gpus)  # before the learners start
         info = self._start_learners(engines)
         placed = engines.wait_ready()
         self.sync = WeightSync(self.learners, self.rollouts, log=self.log.info)
@@ -98,6 +110,7 @@ class Session(Started):
             self._restore(ckpt)
         elif self._shared is not None:  # shared engines hold whatever policy the previous run left
             self.sync(version=0)
+        self._log_pinning(placed)
         self.log.info(
             f"ready in {time.perf_counter() - t0:.1f} s: {cfg.learner.num_ranks} learner rank(s) "
             f"({info['params'] / 1e6:.2f}M params) on {info['nodes']}, {len(placed)} rollout engine(s) on "
@@ -191,22 +204,60 @@ class Session(Started):
         """Learner and critic state from ``ckpt``, pushed into the engines: they must sample from the
         restored policy."""
         self.learners.load_state(str(ckpt / "learner"))
+        if (ckpt / ROLLOUTS).is_file():
+            with open(ckpt / ROLLOUTS, "rb") as f:
+                self._carried = pickle.load(f)
         if self.critic is not None:
             self.critic.load_state(str(ckpt / "critic"))
         pushed = self.sync(version=self.start_step)
         self.log.info(f"resumed from {ckpt} at step {self.start_step}; weights pushed to the engines in "
                       f"{pushed['time/sync_s']:.1f} s")
 
+    def start_producer(self) -> Producer | None:
+        """The asynchronous rollout producer (``rollout.max_staleness`` >= 1; stopped with the session), with
+        the batches a resumed checkpoint recorded; None for the synchronous loop."""
+        cfg = self.cfg
+        if cfg.rollout.max_staleness == 0:
+            return None
+        from rlvr.rollout.producer import Producer
+
+        if cfg.algorithm.tis_cap is None:
+            self.log.info(f"note: rollout.max_staleness={cfg.rollout.max_staleness} without algorithm.tis_cap: "
+                          "samples up to that many versions old are trained on without importance correction")
+        self.producer = Producer(cfg, self.rollouts, self.verify, self.prompts, version=self.start_step,
+                                 carried=self._carried, log=self.log.info)
+        self._stack.callback(self.producer.close)
+        mode = f"partial rollouts in {cfg.rollout.segment_tokens}-token segments" if cfg.rollout.partial \
+            else "whole responses"
+        self.log.info(f"asynchronous rollouts: up to {cfg.rollout.max_staleness} version(s) stale, {mode}"
+                      + (f"; {len(self._carried)} batch(es) carried over from the checkpoint" if self._carried else ""))
+        return self.producer
+
+    def _log_pinning(self, placed: list[dict[str, Any]]) -> None:
+        """Where the engines are pinned (CPU runs with ``resources.pin_cpus``)."""
+        cores = {tuple(p["cores"]) for p in placed if p.get("cores")}
+        if cores:
+            self.log.info(f"CPU pinning: engines on cores {sorted({c for t in cores for c in t})}, learners on the "
+                          "other cores of their node")
+
     def save_checkpoint(self, step: int, kl_value: float) -> Path:
-        """A complete checkpoint of step ``step`` (see `rlvr.checkpoint`), or a clear error and none."""
+        """A complete checkpoint of step ``step`` (see `rlvr.checkpoint`), or a clear error and none. With
+        asynchronous rollouts the producer is held while it is written: the batches it finished for later
+        steps go into the checkpoint (``rollouts.pkl``) with the prompt position after them."""
         t0 = time.perf_counter()
         tmp = self.checkpoints.begin(step)
+        held = self.producer is not None
         try:
+            sampler = self.prompts.state_dict()
+            if self.producer is not None:
+                carried, sampler = self.producer.drain()
+                with open(tmp / ROLLOUTS, "wb") as f:
+                    pickle.dump(carried, f)
             self.learners.save_state(str(tmp / "learner"))
             if self.critic is not None:
                 self.critic.save_state(str(tmp / "critic"))
             self.learners.save_hf(str(tmp / "hf"))
-            state = trainer_state(step, self.cfg, self.prompts.state_dict(), kl_value)
+            state = trainer_state(step, self.cfg, sampler, kl_value)
             path = self.checkpoints.commit(tmp, step, state)
         except BaseException as err:
             self.checkpoints.abort(tmp)
@@ -214,6 +265,9 @@ class Session(Started):
                 raise CheckpointError(f"checkpoint of step {step} failed and was discarded ({err}); the previous "
                                       "checkpoint is intact") from err
             raise
+        finally:
+            if held and self.producer is not None:
+                self.producer.release()
         self.log.info(f"checkpoint: {path} ({time.perf_counter() - t0:.1f} s)")
         return path
 

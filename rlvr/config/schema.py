@@ -148,6 +148,27 @@ class RolloutConfig(_Strict):
     (weights and KV cache) while they train; the weight sync wakes the engines. ``auto``: on when
     colocated on GPU. ``on`` without CUDA makes the engines refuse to start."""
 
+    max_staleness: int = Field(0, ge=0)
+    """Asynchronous RL: how many policy versions a training sample may lag behind the learner it trains
+    (``rlvr.rollout.producer``). 0: the synchronous loop (generate, verify, train, sync, in turn). 1:
+    one-step-off, the next step's batch is generated while this step verifies, trains and syncs. K > 1:
+    the engines run up to K batches ahead. The loss corrects with ``algorithm.tis_cap`` /
+    ``algorithm.is_correction`` against the sampler's log-probs."""
+    partial: bool = False
+    """Asynchronous RL only (``max_staleness`` >= 1): partial rollouts. Generation runs in segments of
+    ``segment_tokens``; a weight update waits only for the running segment, and unfinished responses
+    continue under the new weights (re-prefilled), each token stamped with the policy version that
+    sampled it. Batches overlap, so the next step's prompts fill the engines while long responses finish."""
+    segment_tokens: int = Field(32, ge=1)
+    """Partial rollouts: tokens per generation segment (shorter: quicker weight updates, more re-prefill)."""
+
+    @model_validator(mode="after")
+    def _async_settings(self) -> RolloutConfig:
+        if self.partial and self.max_staleness == 0:
+            raise ValueError("rollout.partial=true needs rollout.max_staleness >= 1: partial rollouts continue "
+                             "responses under newer weights, which a synchronous run never has")
+        return self
+
     @field_validator("sleep", mode="before")
     @classmethod
     def _sleep_from_yaml_bool(cls, v: Any) -> Any:
@@ -221,8 +242,18 @@ class AlgorithmConfig(_Strict):
     entropy_coef: float = Field(0.0, ge=0)
     """Entropy bonus coefficient."""
     tis_cap: float | None = Field(None, gt=0)
-    """Truncated importance sampling between the learner's old and vLLM's sampler log-probs (weight
-    ``min(pi_old / pi_sampler, cap)``); None disables. The mismatch is logged every step either way."""
+    """Upper bound C of the importance-sampling correction between the learner's ``pi_old`` and the
+    sampler's log-probs (vLLM's, possibly ``rollout.max_staleness`` policy versions behind): the weight
+    ``pi_old / pi_sampler`` is truncated at C (``token_tis``, ``seq_tis``) or the token/sequence is masked
+    above it (``mis``, ``icepop``). None disables the correction; the mismatch is logged every step either way."""
+    is_correction: Literal["token_tis", "seq_tis", "mis", "icepop"] = "token_tis"
+    """Which correction ``tis_cap`` applies (``rlvr.algorithms.parts.correction``): ``token_tis`` truncates
+    each token's weight; ``seq_tis`` truncates the sequence's weight (product over its tokens); ``mis``
+    (masked IS) drops whole sequences whose weight leaves ``[is_low, tis_cap]`` and weights the rest;
+    ``icepop`` drops the tokens whose weight leaves ``[is_low, tis_cap]`` and weights the rest."""
+    is_low: float | None = Field(None, gt=0)
+    """Lower bound of the band for ``mis`` and ``icepop`` (verl's and TRL's IcePop settings use 0.5 with
+    tis_cap 5.0); None: no lower bound. Unused by the truncating corrections."""
 
     dynamic_sampling: bool = False
     """DAPO dynamic sampling: drop groups whose rewards are all equal, keep generating until the batch is full."""
@@ -270,6 +301,16 @@ class AlgorithmConfig(_Strict):
             raise ValueError("kwargs are for a custom loss factory (name: pkg.module:factory); presets take fields")
         if self.loss_agg == "token-sum-constant" and self.loss_agg_constant is None:
             raise ValueError("loss_agg=token-sum-constant needs loss_agg_constant")
+        if self.tis_cap is not None and self.loss == "nft":
+            raise ValueError("tis_cap: the importance-sampling corrections belong to the policy-gradient loss; "
+                             "NFT's likelihood loss does not apply them")
+        if self.is_low is not None and self.tis_cap is None:
+            raise ValueError("is_low bounds the band of an importance-sampling correction, which tis_cap turns on; "
+                             "set tis_cap too")
+        if self.is_low is not None and self.is_correction not in ("mis", "icepop"):
+            raise ValueError(f"is_low bounds the band of is_correction mis or icepop, not {self.is_correction}")
+        if self.is_low is not None and self.tis_cap is not None and self.is_low >= self.tis_cap:
+            raise ValueError(f"is_low={self.is_low} must be below tis_cap={self.tis_cap}: the band would be empty")
         return self
 
 
@@ -431,6 +472,11 @@ class ResourcesConfig(_Strict):
     """Rollout engines share devices with the learners (vLLM sleeps while they train) or have their own."""
     cpus_per_worker: float = Field(1.0, gt=0)
     """Logical CPUs reserved per actor (engine, learner rank, critic rank)."""
+    pin_cpus: Literal["auto", "on", "off"] = "auto"
+    """CPU runs: pin the rollout engines and the learners to disjoint cores of their node (``auto``: when
+    ``rollout.max_staleness`` >= 1, so generation and training really run at the same time; in the
+    synchronous loop they take turns and each may use every core). Engines get the first half of the
+    cores, learners (and critic ranks) the rest. No effect on GPU runs."""
 
 
 class RayConfig(_Strict):

@@ -104,8 +104,14 @@ class LearnerWorker:
         )
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if self.device.type == "cpu":
-            # Colocated on CPU the learner and the engine take turns, so each may use every core.
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+            from rlvr.cpu_pinning import pin_process, wants_pinning
+
+            if wants_pinning(cfg.resources.pin_cpus, cfg.rollout.max_staleness):
+                # Asynchronous: engines generate while the learners train, each on its own cores.
+                torch.set_num_threads(max(1, len(pin_process("learners")) // world_size))
+            else:
+                # Synchronous on CPU the learner and the engine take turns, so each may use every core.
+                torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
         self.temperature = cfg.rollout.temperature
         self._own_norm: float | None = None  # rlvr's gradient norm where DeepSpeed reports none (no ZeRO)
 

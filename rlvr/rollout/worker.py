@@ -57,9 +57,12 @@ def choose_transfer(weight_transfer: str, sleep: str, colocated: bool, has_cuda:
 
 
 def transfer_settings(cfg: Any) -> dict[str, Any]:
-    """The `RolloutWorker` keyword arguments that carry the recipe's transfer settings."""
+    """The `RolloutWorker` keyword arguments that carry the recipe's transfer and CPU settings."""
+    from rlvr.cpu_pinning import wants_pinning
+
     return {"weight_transfer": cfg.rollout.weight_transfer, "sleep": cfg.rollout.sleep,
-            "colocated": cfg.resources.colocate}
+            "colocated": cfg.resources.colocate,
+            "pin_cpus": wants_pinning(cfg.resources.pin_cpus, cfg.rollout.max_staleness)}
 
 
 def _device_uuid(worker: Any) -> str:
@@ -83,6 +86,7 @@ class RolloutWorker:
         weight_transfer: str = "auto",
         sleep: str = "auto",
         colocated: bool = True,
+        pin_cpus: bool = False,
     ) -> None:
         from rlvr.vllm_compat import check_vllm_version
 
@@ -91,6 +95,12 @@ class RolloutWorker:
         # explicitly, otherwise vLLM reserves several GiB per engine.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         on_cpu = not torch.cuda.is_available()
+        self.cores: list[int] | None = None
+        if on_cpu and pin_cpus:  # before vLLM builds its thread pool (it forbids set_num_threads later)
+            from rlvr.cpu_pinning import pin_process
+
+            self.cores = pin_process("engines")
+            torch.set_num_threads(len(self.cores))
         self.transfer = choose_transfer(weight_transfer, sleep, colocated, has_cuda=not on_cpu)
         if on_cpu:
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_gib)
@@ -130,7 +140,7 @@ class RolloutWorker:
     def ready(self) -> dict[str, Any]:
         from rlvr.remote import placement
 
-        return placement()
+        return {**placement(), "cores": self.cores}
 
     def generate(
         self,
@@ -176,6 +186,35 @@ class RolloutWorker:
                 )
             groups.append(group)
         return groups
+
+    def generate_segment(
+        self, requests: list[dict[str, Any]], temperature: float, top_p: float
+    ) -> dict[str, Any]:
+        """One segment of partial rollouts (`rlvr.rollout.producer`): for each request ``{"ids": prompt +
+        response so far, "response_start": where the response starts in ids, "n", "max_tokens", "seed"}``,
+        ``n`` continuations of at most ``max_tokens`` tokens, sampled by the weights loaded now.
+
+        Returns ``{"version": this engine's policy version, "outputs": per request, n dicts of the new
+        ``token_ids`` / ``logprobs``, ``finish_reason`` and the ``text`` of the whole response so far}``.
+        A weight update queued behind this call runs when it returns, so every token of one segment
+        comes from one version."""
+        from vllm import SamplingParams
+
+        params = [SamplingParams(n=r["n"], temperature=temperature, top_p=top_p, max_tokens=r["max_tokens"],
+                                 logprobs=0, seed=r["seed"]) for r in requests]
+        outs = self.llm.generate([{"prompt_token_ids": r["ids"]} for r in requests], params, use_tqdm=False)
+        decode = self.llm.get_tokenizer().decode
+        result = []
+        for req, out in zip(requests, outs):
+            done_ids = req["ids"][req["response_start"]:]
+            per_request = []
+            for comp in out.outputs:
+                ids = list(comp.token_ids)
+                lps = [float(step[tok].logprob) for tok, step in zip(ids, comp.logprobs or [])]
+                per_request.append({"token_ids": ids, "logprobs": lps, "finish_reason": comp.finish_reason or "stop",
+                                    "text": decode(done_ids + ids, skip_special_tokens=True)})
+            result.append(per_request)
+        return {"version": self.weight_version, "outputs": result}
 
     def sequence_logprobs(self, token_ids: list[list[int]], prompt_lens: list[int]) -> list[list[float]]:
         """Log-probs the engine assigns to given responses (teacher forcing via prompt_logprobs).

@@ -70,10 +70,11 @@ def test_recipe_fields_and_their_validation() -> None:
 
 def test_transfer_settings_follow_the_recipe() -> None:
     assert transfer_settings(load_recipe(DEFAULT_RECIPE)) == {"weight_transfer": "auto", "sleep": "auto",
-                                                              "colocated": True}
+                                                              "colocated": True, "pin_cpus": False}
     split = load_recipe(DEFAULT_RECIPE, ["resources.colocate=false", "rollout.weight_transfer=nccl",
-                                         "rollout.sleep=off"])
-    assert transfer_settings(split) == {"weight_transfer": "nccl", "sleep": "off", "colocated": False}
+                                         "rollout.sleep=off", "rollout.max_staleness=1"])
+    assert transfer_settings(split) == {"weight_transfer": "nccl", "sleep": "off", "colocated": False,
+                                        "pin_cpus": True}  # asynchronous: engines on their own cores (CPU runs)
 
 
 def test_placement_checks() -> None:
