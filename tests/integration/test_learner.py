@@ -96,6 +96,17 @@ def test_truncated_importance_sampling_weighs_each_token(learner: Learner) -> No
     assert sums["actor/tis_clipfrac"] == pytest.approx(1.0) and "actor/tis_clipfrac" not in sums0
     loose, _, _ = learner.group.compute_gradients(rows, algorithm={"tis_cap": 3.0})
     assert loose == pytest.approx(2.0 * loss0, rel=1e-6)  # under the cap: the full weight (float32 exp(log 2))
+    # the other corrections through the real learner: a sequence weight of 2^len truncated at the cap; whole
+    # sequences (mis) or every token (icepop) above the cap dropped; inside an icepop band the full weight
+    seq, sums, grad = learner.group.compute_gradients(rows, algorithm={"tis_cap": 1.5, "is_correction": "seq_tis"})
+    assert seq == pytest.approx(1.5 * loss0, rel=1e-6) and sums["actor/tis_clipfrac"] == pytest.approx(1.0)
+    for kind in ("mis", "icepop"):
+        dropped, sums, grad = learner.group.compute_gradients(rows, algorithm={"tis_cap": 1.5, "is_correction": kind})
+        assert dropped == 0.0 and all(float(g.abs().max()) == 0.0 for g in grad.values()), kind
+        assert sums["actor/is_masked_frac"] == pytest.approx(1.0), kind
+    band, sums, _ = learner.group.compute_gradients(
+        rows, algorithm={"tis_cap": 3.0, "is_correction": "icepop", "is_low": 0.5})
+    assert band == pytest.approx(2.0 * loss0, rel=1e-6) and sums["actor/is_masked_frac"] == 0.0
 
 
 def test_overlong_filtered_rows_contribute_nothing(learner: Learner) -> None:
