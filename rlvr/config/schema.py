@@ -478,6 +478,12 @@ class ResourcesConfig(_Strict):
     synchronous loop they take turns and each may use every core). Engines get the first half of the
     cores, learners (and critic ranks) the rest. No effect on GPU runs."""
 
+    @field_validator("pin_cpus", mode="before")
+    @classmethod
+    def _pin_from_yaml_bool(cls, v: Any) -> Any:
+        """YAML reads a bare ``on`` / ``off`` as a boolean."""
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
 
 class RayConfig(_Strict):
     address: str | None = None

@@ -195,6 +195,8 @@ class Segments:
             while self._running and self.error is None:
                 if not self._cond.wait(max(0.0, deadline - time.monotonic())):
                     raise WorkerError(f"partial rollouts: the running segment did not return within {timeout_s:.0f} s")
+            if self.error is not None:
+                raise self.error
 
     def resume(self) -> None:
         with self._cond:
@@ -205,7 +207,7 @@ class Segments:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout=5.0)
+        self._thread.join(timeout=2.0)
 
     # ---- internals ---------------------------------------------------------------------------
 
@@ -362,7 +364,7 @@ class Producer:
             self._cond.notify_all()
         if self.segments is not None:
             self.segments.close()
-        self._thread.join(timeout=5.0)
+        self._thread.join(timeout=2.0)  # one blocked in a generate call ends when the engines are stopped
 
     # ---- the producer's side -------------------------------------------------------------------
 

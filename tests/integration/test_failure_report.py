@@ -7,16 +7,23 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.conftest import DEFAULT_RECIPE, CliRun, processes_with
+import pytest
+
+from tests.conftest import DEFAULT_RECIPE, CliRun, processes_with, running, wait_for
 
 
-def test_killed_rollout_engine_is_reported_within_30s(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [[], ["rollout.max_staleness=1", "rollout.partial=true"]],
+                         ids=["sync", "async-partial"])
+def test_killed_rollout_engine_is_reported_within_30s(extra: list[str], tmp_path: Path) -> None:
+    """Also in an asynchronous run with partial rollouts, where the engine dies under the producer's
+    segment scheduler while the learner trains: the same report, and every worker of the run is gone."""
     cmd = [sys.executable, "-m", "rlvr.cli", "train", str(DEFAULT_RECIPE), "run.steps=200", "eval.data=[]",
-           f"run.output_dir={tmp_path}"]
+           f"run.output_dir={tmp_path}", *extra]
     run = CliRun(cmd)
     run.wait_line("step 2/")
     victims = processes_with("ray::RolloutWorker")
     assert len(victims) == 1, victims
+    workers = processes_with("ray::LearnerWorker") + victims
     elapsed = run.killed_within(victims[0])
     assert run.proc.returncode == 1, run.out
     assert elapsed < 30, elapsed
@@ -24,4 +31,5 @@ def test_killed_rollout_engine_is_reported_within_30s(tmp_path: Path) -> None:
     assert "rollout engine 0 (node " in error and f"pid {victims[0]}" in error and " died." in error, error
     assert "last lines of the log of rollout engine 0" in error, error
     assert not any(line.startswith("step 200/") for line in run.lines)
+    assert wait_for(lambda: not any(running(pid) for pid in workers), 30), workers
 

@@ -217,12 +217,16 @@ def test_diverging_policy_stops_ppo_although_the_critic_trains(engines: Engines,
     assert first["critic/skipped_updates"] == 0 and first["critic/grad_norm"] > 0
 
 
-@pytest.mark.parametrize("role, process", [("policy learner rank 0", "ray::LearnerWorker"),
-                                           ("critic rank 0", "ray::CriticWorker")])
-def test_a_killed_learner_or_critic_is_reported_within_seconds(role: str, process: str, engines: Engines,
-                                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize("role, process, extra", [("policy learner rank 0", "ray::LearnerWorker", []),
+                                                  ("critic rank 0", "ray::CriticWorker", []),
+                                                  ("policy learner rank 0", "ray::LearnerWorker",
+                                                   ["rollout.max_staleness=1"])],
+                         ids=["learner", "critic", "learner-async"])
+def test_a_killed_learner_or_critic_is_reported_within_seconds(role: str, process: str, extra: list[str],
+                                                               engines: Engines, tmp_path: Path) -> None:
     """Like a dead engine (tests/integration/test_failure_report.py): the run ends within seconds with an
-    error that names the role, its node and pid, and shows its log."""
+    error that names the role, its node and pid, and shows its log; also while the asynchronous producer
+    generates the next batch (its thread is stopped with the run)."""
     import os
     import signal
     import threading
@@ -231,7 +235,7 @@ def test_a_killed_learner_or_critic_is_reported_within_seconds(role: str, proces
     from rlvr.remote import WorkerError
     from tests.conftest import processes_with, wait_for
 
-    cfg = recipe("ppo", tmp_path, "run.steps=200", "eval.data=[]")
+    cfg = recipe("ppo", tmp_path, "run.steps=200", "eval.data=[]", *extra)
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -255,3 +259,5 @@ def test_a_killed_learner_or_critic_is_reported_within_seconds(role: str, proces
     message = str(err)
     assert f"{role} (node " in message and f"pid {victim}" in message and " died." in message, message
     assert f"last lines of the log of {role}" in message, message
+    assert wait_for(lambda: not any(t.name.startswith("rlvr-producer") and t.is_alive()
+                                    for t in threading.enumerate()), 10)
