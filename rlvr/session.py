@@ -31,6 +31,7 @@ from rlvr.tracking import RunLog, open_run_dir
 
 if TYPE_CHECKING:
     from rlvr.rollout.producer import Produced, Producer
+    from rlvr.rollout.sampling import SyncRollouts
 
 ROLLOUTS = "rollouts.pkl"
 """A checkpoint's finished asynchronous rollout batches for the steps after it (`Session.save_checkpoint`)."""
@@ -213,19 +214,22 @@ class Session(Started):
         self.log.info(f"resumed from {ckpt} at step {self.start_step}; weights pushed to the engines in "
                       f"{pushed['time/sync_s']:.1f} s")
 
-    def start_producer(self) -> Producer | None:
-        """The asynchronous rollout producer (``rollout.max_staleness`` >= 1; stopped with the session), with
-        the batches a resumed checkpoint recorded; None for the synchronous loop."""
+    def rollout_source(self) -> SyncRollouts | Producer:
+        """Where each step's batch comes from: the synchronous loop's rollouts, or with ``rollout.max_staleness``
+        >= 1 the asynchronous producer (stopped with the session), holding the batches a resumed checkpoint
+        recorded."""
+        from rlvr.rollout.sampling import SyncRollouts
+
         cfg = self.cfg
         if cfg.rollout.max_staleness == 0:
-            return None
+            return SyncRollouts(cfg, self.rollouts, self.verify, self.prompts, self.sync)
         from rlvr.rollout.producer import Producer
 
         if cfg.algorithm.tis_cap is None:
             self.log.info(f"note: rollout.max_staleness={cfg.rollout.max_staleness} without algorithm.tis_cap: "
                           "samples up to that many versions old are trained on without importance correction")
         self.producer = Producer(cfg, self.rollouts, self.verify, self.prompts, version=self.start_step,
-                                 carried=self._carried, log=self.log.info)
+                                 carried=self._carried)
         self._stack.callback(self.producer.close)
         mode = f"partial rollouts in {cfg.rollout.segment_tokens}-token segments" if cfg.rollout.partial \
             else "whole responses"

@@ -20,8 +20,6 @@ from rlvr.config import RecipeConfig
 from rlvr.engines import Engines
 from rlvr.evaluate import evaluate
 from rlvr.prepare import kl_controller, prepare_rows
-from rlvr.rollout.producer import staleness_metrics
-from rlvr.rollout.sampling import sample_step
 from rlvr.session import Session
 from rlvr.tracking import PhaseTimer
 
@@ -38,17 +36,11 @@ def train(cfg: RecipeConfig, resume: str | None = None, engines: Engines | None 
             s.log.eval(0, evaluate(s.rollouts, s.verify, s.eval_sets, cfg))
         kl = kl_controller(cfg)
         kl.value = s.kl_value if s.kl_value is not None else kl.value
-        producer = s.start_producer()  # asynchronous rollouts (rollout.max_staleness >= 1), else None
+        source = s.rollout_source()  # the synchronous loop's, or the asynchronous producer (max_staleness >= 1)
         with preemption.deferred():
             for step in range(s.start_step + 1, cfg.run.steps + 1):
                 t0, timer = time.perf_counter(), PhaseTimer()
-                if producer is None:
-                    s.sync.before_rollout()  # engines awake (GPU sleep mode); no-ops otherwise
-                    batch, sampling = sample_step(cfg, s.rollouts, s.verify, s.prompts, step)
-                    s.sync.after_rollout()  # engines' GPU memory to the learners until the sync
-                else:  # generated ahead, up to max_staleness versions ago
-                    got, timer.times["time/learner_wait_s"] = producer.take(step)
-                    batch, sampling = got.batch, got.sampling | staleness_metrics(got.batch, step - 1)
+                batch, sampling = source.next_batch(step, timer.times)
                 rows, prepared = prepare_rows(cfg, s.algorithm, batch, s.learners, kl.value, timer, s.critic)
                 with timer("update"):
                     update = s.learners.train(rows, r.n, kl_coef=kl.value)
@@ -56,16 +48,12 @@ def train(cfg: RecipeConfig, resume: str | None = None, engines: Engines | None 
                     with timer("critic_update"):
                         update |= s.critic.train(rows, r.n)
                 s.guard.check(step, update)  # non-finite updates were skipped; too many in a row abort
-                if producer is not None:
-                    timer.times["time/sync_wait_s"] = producer.before_sync(step)
-                sync = s.sync(version=step)
-                if producer is not None:
-                    producer.after_sync(step)
+                with source.updating(step, timer.times):  # asynchronous: the engines wait for the new weights
+                    sync = s.sync(version=step)
                 kl.update(prepared.get("actor/kl_in_reward", update.get("actor/kl", 0.0)), len(rows))
                 step_s = time.perf_counter() - t0
-                busy = producer.engine_busy_s() if producer is not None else batch.timings.get("generate", 0.0)
                 metrics = {**batch.metrics(), **sampling, **prepared, **update, **timer.times, **sync,
-                           "time/step_s": step_s, "time/engine_idle_s": max(0.0, step_s - busy),
+                           "time/step_s": step_s, "time/engine_idle_s": max(0.0, step_s - source.engine_busy_s()),
                            "throughput/tokens_per_s": rows.num_tokens() / step_s,
                            "throughput/response_tokens_per_s": sum(batch.response_lengths) / step_s}
                 if cfg.eval.interval and step % cfg.eval.interval == 0 and step < cfg.run.steps and s.eval_sets:

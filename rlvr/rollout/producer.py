@@ -28,6 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,7 +288,7 @@ class Producer:
 
     def __init__(
         self, cfg: RecipeConfig, rollouts: RolloutGroup, verify: VerifierPool, prompts: PromptSampler,
-        version: int, carried: list[Produced] | None = None, log: Callable[[str], None] | None = None,
+        version: int, carried: list[Produced] | None = None,
     ) -> None:
         r = cfg.rollout
         self.cfg, self.rollouts, self.verify, self.prompts = cfg, rollouts, verify, prompts
@@ -304,7 +305,6 @@ class Producer:
         self.error: BaseException | None = None
         self.segments = Segments(rollouts, r.segment_tokens, self.clock) if self.partial else None
         self._whole = _Whole(rollouts, self.clock)
-        self._log = log or (lambda message: None)
         self._thread = threading.Thread(target=self._run, name="rlvr-producer", daemon=True)
         self._thread.start()
 
@@ -357,6 +357,20 @@ class Producer:
     def engine_busy_s(self) -> float:
         """Seconds some engine was generating since the last call."""
         return self.clock.take()
+
+    def next_batch(self, step: int, times: dict[str, float]) -> tuple[RolloutBatch, dict[str, float]]:
+        """The driver loop's view (as `rlvr.rollout.sampling.SyncRollouts`): step ``step``'s batch, its
+        sampling and staleness metrics; the wait goes into ``times``."""
+        got, times["time/learner_wait_s"] = self.take(step)
+        return got.batch, got.sampling | staleness_metrics(got.batch, step - 1)
+
+    @contextmanager
+    def updating(self, step: int, times: dict[str, float]) -> Iterator[None]:
+        """Around the weight sync to version ``step``: the engines ready for it before, generation goes on
+        with the new version after."""
+        times["time/sync_wait_s"] = self.before_sync(step)
+        yield
+        self.after_sync(step)
 
     def close(self) -> None:
         with self._cond:

@@ -10,6 +10,10 @@ reported in the step's metrics (``dynamic_sampling/topped_up``) and on the conso
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from rlvr.config.schema import RecipeConfig
 from rlvr.data.dataset import PromptSampler
 from rlvr.rollout.batch import RolloutBatch, collect
@@ -58,3 +62,30 @@ def sample_step(
         "dynamic_sampling/topped_up": float(topped_up),
     }
     return out, metrics
+
+
+class SyncRollouts:
+    """The synchronous loop's rollouts: each step's batch generated when the step asks, by the weights of
+    the step before. Same interface as `rlvr.rollout.producer.Producer` (``next_batch``, ``updating``,
+    ``engine_busy_s``), so the driver loop reads the same either way. ``sync``: the run's `WeightSync`,
+    whose GPU sleep hooks wrap each rollout."""
+
+    def __init__(self, cfg: RecipeConfig, rollouts: RolloutGroup, verify: VerifierPool, prompts: PromptSampler,
+                 sync: Any) -> None:
+        self.cfg, self.rollouts, self.verify, self.prompts, self.sync = cfg, rollouts, verify, prompts, sync
+        self._generate_s = 0.0
+
+    def next_batch(self, step: int, times: dict[str, float]) -> tuple[RolloutBatch, dict[str, float]]:
+        self.sync.before_rollout()  # engines awake (GPU sleep mode); no-op otherwise
+        batch, sampling = sample_step(self.cfg, self.rollouts, self.verify, self.prompts, step)
+        self.sync.after_rollout()  # the engines' GPU memory goes to the learners until the sync
+        self._generate_s = batch.timings.get("generate", 0.0)
+        return batch, sampling
+
+    @contextmanager
+    def updating(self, step: int, times: dict[str, float]) -> Iterator[None]:
+        """Around the weight sync: the engines are idle already."""
+        yield
+
+    def engine_busy_s(self) -> float:
+        return self._generate_s

@@ -214,6 +214,7 @@ def test_colocated_gpu_runs_cannot_be_asynchronous() -> None:
 def test_partial_needs_staleness_and_pinning_follows_the_mode() -> None:
     with pytest.raises(ValueError, match="partial=true needs rollout.max_staleness >= 1"):
         load_recipe(DEFAULT_RECIPE, ["rollout.partial=true"])
+    assert load_recipe(DEFAULT_RECIPE, ["resources.pin_cpus=on"]).resources.pin_cpus == "on"  # YAML's bare on
     assert wants_pinning("auto", 1) and not wants_pinning("auto", 0)
     assert wants_pinning("on", 0) and not wants_pinning("off", 2)
     assert cores_for("engines", [3, 1, 2, 0]) == [0, 1] and cores_for("learners", [0, 1, 2, 3]) == [2, 3]
