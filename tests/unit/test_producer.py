@@ -220,3 +220,87 @@ def test_partial_needs_staleness_and_pinning_follows_the_mode() -> None:
     assert cores_for("engines", [3, 1, 2, 0]) == [0, 1] and cores_for("learners", [0, 1, 2, 3]) == [2, 3]
     assert cores_for("engines", [0, 1, 2]) == [0] and cores_for("learners", [0, 1, 2]) == [1, 2]
     assert cores_for("engines", [5]) == cores_for("learners", [5]) == [5]
+
+
+class FakeSegmentEngine:
+    """Stands in for a `RolloutWorker` in partial rollouts: each response wants 3 + 20 * (base seed % 5)
+    tokens (its base seed survives the per-segment seed offset), token ids count up from 1 so continuation
+    is visible, and every token is sampled by the version loaded now."""
+
+    def __init__(self) -> None:
+        self.version, self.requests = 0, []
+        engine = self
+
+        class _Method:
+            def remote(self, requests: list[dict], temperature: float, top_p: float) -> dict:
+                return engine.generate_segment(requests)
+
+        self.generate_segment_remote = _Method()
+
+    def generate_segment(self, requests: list[dict]) -> dict:
+        from rlvr.rollout.producer import SEGMENT_SEED_STRIDE
+
+        self.requests.append(requests)
+        if len(self.requests) == 3:  # a weight update landed after the second segment (Ray runs calls in order)
+            self.version = 1
+        outputs = []
+        for r in requests:
+            done = len(r["ids"]) - r["response_start"]
+            per = []
+            for i in range(r["n"]):
+                base = (r["seed"] + i) % SEGMENT_SEED_STRIDE
+                want = 3 + 20 * (base % 5)
+                new = list(range(done + 1, min(want, done + r["max_tokens"]) + 1))
+                finish = "stop" if done + len(new) == want else "length"
+                per.append({"token_ids": new, "logprobs": [-1.0] * len(new), "finish_reason": finish,
+                            "text": " ".join(map(str, range(1, done + len(new) + 1)))})
+            outputs.append(per)
+        return {"version": self.version, "outputs": outputs}
+
+
+class _FakeGroup:
+    def __init__(self, engine: FakeSegmentEngine) -> None:
+        self.timeout_s = 10.0
+        self.workers = [type("W", (), {"generate_segment": engine.generate_segment_remote})()]
+
+
+def test_partial_rollouts_continue_across_a_weight_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rlvr.rollout.producer as producer_module
+    from rlvr.rollout.producer import Segments, _Clock
+
+    monkeypatch.setattr(producer_module, "wait", lambda refs, timeout_s, what: refs)  # fake "refs" are results
+    engine = FakeSegmentEngine()
+    segments = Segments(_FakeGroup(engine), segment_tokens=16, clock=_Clock())  # type: ignore[arg-type]
+    finished: dict[int, list] = {}
+    try:
+        def consume() -> None:
+            for k, (group,) in segments.generate_shards([[100], [200], [300]], 2, 1.0, 1.0, 50, seed=10):
+                finished[k] = group
+
+        thread = threading.Thread(target=consume)
+        segments.pause(5.0)  # nothing runs until resumed: the engines hold still for a "sync"
+        thread.start()
+        time.sleep(0.1)
+        assert engine.requests == []
+        segments.resume()
+        thread.join(timeout=10)
+        segments.pause(5.0)
+        assert not segments._running
+    finally:
+        segments.close()
+    assert sorted(finished) == [0, 1, 2]
+    first = engine.requests[0]
+    assert [(r["ids"], r["n"], r["seed"]) for r in first] == [([100], 2, 10), ([200], 2, 12), ([300], 2, 14)]
+    for k, group in finished.items():
+        for i, sample in enumerate(group):
+            want = min(3 + 20 * ((10 + 2 * k + i) % 5), 50)  # the budget of 50 truncates the 83-token ones
+            assert sample["token_ids"] == list(range(1, want + 1))  # continued where it stopped, nothing lost
+            assert sample["finish_reason"] == ("length" if want == 50 and (10 + 2 * k + i) % 5 >= 3 else "stop")
+            assert len(sample["logprobs"]) == len(sample["versions"]) == want
+            assert sample["text"] == " ".join(map(str, range(1, want + 1)))
+            # segments of 16: tokens of the first two segments by version 0, later ones by version 1
+            assert sample["versions"] == [0 if t < 32 else 1 for t in range(want)]
+            assert sample["weight_version"] == 0
+    continued = [r for reqs in engine.requests[1:] for r in reqs]
+    assert all(r["n"] == 1 and r["max_tokens"] <= 16 for r in continued)
+    assert len({r["seed"] for r in continued}) == len(continued)  # no continuation replays another's stream
