@@ -556,6 +556,11 @@ class RecipeConfig(_Strict):
         if self.algorithm.warmup_steps and "scheduler" in self.learner.deepspeed:
             raise ValueError("algorithm.warmup_steps and learner.deepspeed.scheduler both set the learning-rate "
                              "schedule; use one of them")
+        if self.rollout.max_staleness and self.resources.colocate and self.resources.gpus_per_node:
+            raise ValueError(  # the same rule as rlvr.rollout.producer.check_async_layout, known here already
+                f"rollout.max_staleness={self.rollout.max_staleness} with resources.colocate=true on GPUs: colocated "
+                "engines and learners take turns on each GPU, so generation cannot overlap training. Set "
+                "resources.colocate=false (engines on their own GPUs) or rollout.max_staleness=0")
         longest = self.data.max_prompt_tokens + self.rollout.max_new_tokens
         if longest > self.learner.micro_batch_tokens:
             raise ValueError(

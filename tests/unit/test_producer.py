@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rlvr.config import load_recipe
+from rlvr.config import RecipeError, load_recipe
 from rlvr.cpu_pinning import cores_for, wants_pinning
 from rlvr.data.dataset import PromptRow, PromptSampler
 from rlvr.remote import WorkerError
@@ -209,6 +209,8 @@ def test_colocated_gpu_runs_cannot_be_asynchronous() -> None:
     check_async_layout(cfg, gpus=0)  # CPU: pinned cores give the overlap
     check_async_layout(load_recipe(DEFAULT_RECIPE, ["rollout.max_staleness=1", "resources.colocate=false"]), gpus=2)
     check_async_layout(load_recipe(DEFAULT_RECIPE), gpus=2)
+    with pytest.raises(RecipeError, match="colocate=true on GPUs"):  # known from the recipe: before anything starts
+        load_recipe(DEFAULT_RECIPE, ["rollout.max_staleness=1", "resources.gpus_per_node=8"])
 
 
 def test_partial_needs_staleness_and_pinning_follows_the_mode() -> None:
