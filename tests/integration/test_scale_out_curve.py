@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 
 from rlvr.config import load_recipe
+from rlvr.rollout import sampling
 from rlvr.tracking import read_metrics
 from tests.conftest import DEFAULT_RECIPE
 
 STEPS = 6
+SAMPLE_STEP = sampling.sample_step  # the real one, whatever a test has patched since
 
 
 def _train(out: Path, engines: int, ranks: int, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[list[list[int]]]]:
@@ -32,8 +34,7 @@ def _train(out: Path, engines: int, ranks: int, monkeypatch: pytest.MonkeyPatch)
     cfg = load_recipe(DEFAULT_RECIPE, [f"run.steps={STEPS}", f"run.output_dir={out}", f"run.name=e{engines}r{ranks}",
                                        f"rollout.num_engines={engines}", f"learner.num_ranks={ranks}",
                                        "eval.interval=0", "checkpoint.final=false"])
-    from rlvr.rollout.sampling import sample_step as real
-
+    real = SAMPLE_STEP
     seen: list[list[list[int]]] = []
 
     def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -41,7 +42,7 @@ def _train(out: Path, engines: int, ranks: int, monkeypatch: pytest.MonkeyPatch)
         seen.append([s["token_ids"] for s in batch.samples])
         return batch, metrics
 
-    monkeypatch.setattr(trainer, "sample_step", recording)
+    monkeypatch.setattr(sampling, "sample_step", recording)  # what the synchronous loop's SyncRollouts calls
     return trainer.train(cfg), seen
 
 
