@@ -94,6 +94,8 @@ METRICS: list[tuple[str, str, str]] = [
      "was sampled this many policy versions before the learner's (the staleness histogram)"),
     ("rollout/staleness_mean", "asynchronous rollouts", "mean staleness of the step's samples, in versions"),
     ("rollout/staleness_max", "asynchronous rollouts", "largest staleness of a sample (never above max_staleness)"),
+    ("rollout/reprefilled_tokens", "partial rollouts", "response tokens read again to continue unfinished "
+     "responses under new weights since the previous step (the re-prefill cost of partial rollouts)"),
     ("rollout/off_policy_token_fraction", "asynchronous rollouts", "fraction of response tokens sampled by an "
      "older policy version than the one the learner starts the step with"),
     # evaluation (eval rows)

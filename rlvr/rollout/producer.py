@@ -153,7 +153,7 @@ class Segments:
         self._pending: list[_Request] = []
         self._paused, self._running, self._closed = False, False, False
         self.error: BaseException | None = None
-        self.resumed_tokens = 0  # tokens of continued responses re-prefilled (a partial rollout's cost)
+        self._reprefilled = 0  # response tokens of continued responses read again (`take_reprefilled`)
         self._thread = threading.Thread(target=self._loop, name="rlvr-segments", daemon=True)
         self._thread.start()
 
@@ -204,6 +204,13 @@ class Segments:
             self._paused = False
             self._cond.notify_all()
 
+    def take_reprefilled(self) -> int:
+        """Response tokens re-prefilled to continue unfinished responses since the last call (the price of
+        partial rollouts: each continued response is read again at the start of its next segment)."""
+        with self._cond:
+            count, self._reprefilled = self._reprefilled, 0
+            return count
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -241,7 +248,7 @@ class Segments:
         """One segment for every request in ``todo``, spread over the engines."""
         workers = self.rollouts.workers
         parts = [p for p in shard_ranges(len(todo), len(workers)) if len(p)]
-        refs = []
+        refs, reprefilled = [], 0
         for worker, part in zip(workers, parts):
             reqs = []
             for i in part:
@@ -250,7 +257,7 @@ class Segments:
                 seed = None if s.seed is None else s.seed + s.segments * SEGMENT_SEED_STRIDE
                 reqs.append({"ids": s.prompt + s.tokens, "response_start": len(s.prompt), "n": len(r.slots),
                              "max_tokens": min(self.segment_tokens, s.budget - len(s.tokens)), "seed": seed})
-                self.resumed_tokens += len(s.tokens)
+                reprefilled += len(s.tokens)
             refs.append(worker.generate_segment.remote(reqs, self.temperature, self.top_p))
         self.clock.start()
         try:
@@ -276,6 +283,7 @@ class Segments:
                     r.group.done.set()
         with self._cond:
             self._pending = again + self._pending  # continued responses first: they are the oldest
+            self._reprefilled += reprefilled
             self._cond.notify_all()
 
 
@@ -362,7 +370,10 @@ class Producer:
         """The driver loop's view (as `rlvr.rollout.sampling.SyncRollouts`): step ``step``'s batch, its
         sampling and staleness metrics; the wait goes into ``times``."""
         got, times["time/learner_wait_s"] = self.take(step)
-        return got.batch, got.sampling | staleness_metrics(got.batch, step - 1)
+        metrics = got.sampling | staleness_metrics(got.batch, step - 1)
+        if self.segments is not None:
+            metrics["rollout/reprefilled_tokens"] = float(self.segments.take_reprefilled())
+        return got.batch, metrics
 
     @contextmanager
     def updating(self, step: int, times: dict[str, float]) -> Iterator[None]:

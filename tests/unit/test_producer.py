@@ -306,3 +306,5 @@ def test_partial_rollouts_continue_across_a_weight_update(monkeypatch: pytest.Mo
     continued = [r for reqs in engine.requests[1:] for r in reqs]
     assert all(r["n"] == 1 and r["max_tokens"] <= 16 for r in continued)
     assert len({r["seed"] for r in continued}) == len(continued)  # no continuation replays another's stream
+    assert segments.take_reprefilled() == sum(len(r["ids"]) - r["response_start"] for r in continued) > 0
+    assert segments.take_reprefilled() == 0  # counted once
