@@ -8,4 +8,10 @@ own base model (``rlvr/assets/tiny_arith/``), built deterministically by ``pytho
   pre-training distribution that leaves room for RL to improve.
 * :mod:`rlvr.tiny.build` -- builds tokenizer, config, pre-trains, saves HF format and measures it.
 * :mod:`rlvr.tiny.check_vllm` -- re-measures the saved model through vLLM.
+
+A second model (``rlvr/assets/tiny_cot/``, same tokenizer and shape) writes a working before its
+answer, so its responses run from 15 to ~300 tokens:
+
+* :mod:`rlvr.tiny.cot_task` -- ``s + a*b`` by repeated addition with a count-down, its split and noise.
+* :mod:`rlvr.tiny.build_cot` -- its builder (``python -m rlvr.tiny.build_cot``), reusing ``build``'s parts.
 """

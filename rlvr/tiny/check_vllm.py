@@ -98,7 +98,7 @@ def _cot(llm: Any, prompts: list[str]) -> dict[str, Any]:
     from rlvr.tiny import cot_task
     from rlvr.tiny.build_cot import EVAL_MAX_NEW_TOKENS, PASS_K, Sample, completion_ids, fits, score
 
-    pairs = [cot_task.parse_prompt(p) for p in prompts]
+    problems = [cot_task.parse_prompt(p) for p in prompts]
     tok = llm.get_tokenizer()
     greedy_out = llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=EVAL_MAX_NEW_TOKENS), use_tqdm=False)
     sampled_out = llm.generate(
@@ -112,9 +112,9 @@ def _cot(llm: Any, prompts: list[str]) -> dict[str, Any]:
 
     greedy = [sample(o.outputs[0]) for o in greedy_out]
     samples = [[sample(c) for c in o.outputs] for o in sampled_out]
-    full = [completion_ids(tok, a, b) for a, b in pairs]
+    full = [completion_ids(tok, p) for p in problems]
     probs = [math.exp(lp) if fits(c) else 0.0 for (_, c), lp in zip(full, _prompt_logprob(llm, full))]
-    return asdict(score(pairs, greedy, samples, probs))
+    return asdict(score(problems, greedy, samples, probs))
 
 
 if __name__ == "__main__":
