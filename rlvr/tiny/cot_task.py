@@ -56,9 +56,13 @@ context in the corpus is a coin with probability :data:`SLOPPY_PROB`. (Without t
 working wraps again and again, its later wraps look like a first crossing unless the model looks back
 for the earlier one, and the measured coin varied from 0.1 to 0.8 with the running total: greedy
 decoding then got a quarter of the crossing problems right.) A model that fits the corpus takes the
-sloppy branch greedily, so greedy accuracy is about the share of problems that never reach 100
-(~40%), while a temperature-1.0 sample is right ~40% of the time on the others and pass@8 is high.
-GRPO rewards the correct samples and flips that one decision, which all problems share.
+sloppy branch greedily. The builder trains the fork token on the coin's probabilities
+(:func:`rlvr.tiny.build_cot.fork_loss`); even so the learnt coin varies by about 0.1 around 0.4 from
+one context to another. Measured on the held-out set: the 39% of problems that never reach 100 are
+all right greedily, and 13% of the others, so greedy accuracy is 0.468; a temperature-1.0 sample is
+right 0.61 of the time and pass@8 is 0.92 (the ceiling is 0.93: 7% of the correct workings are longer
+than 224 tokens). GRPO rewards the correct samples and flips that one decision, which all problems
+share: ``recipes/tiny_cot_grpo.yaml`` reaches 0.922 in 10 steps.
 """
 
 from __future__ import annotations
