@@ -63,6 +63,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                                     "GPU machine (pytest tests/gpu)", yellow=True)
 
 
+def first_train_rows(folder: Path, k: int) -> Path:
+    """A ``.jsonl`` in ``folder`` with the tiny task's first ``k`` training rows (a small data set whose
+    epochs turn over within a few steps)."""
+    path = folder / f"first_{k}.jsonl"
+    path.write_text("\n".join((TINY / "data" / "train.jsonl").read_text().splitlines()[:k]) + "\n")
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model() -> Path:
     return TINY / "model"

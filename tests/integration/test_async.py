@@ -25,17 +25,14 @@ import pytest
 
 from rlvr.checkpoint import complete_checkpoints
 from rlvr.tracking import read_metrics
-from tests.conftest import DEFAULT_RECIPE, TINY, CliRun
+from tests.conftest import DEFAULT_RECIPE, CliRun, first_train_rows
 
 STEPS = 5
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lines = (TINY / "data" / "train.jsonl").read_text().splitlines()[:16]
-    path = tmp_path_factory.mktemp("data") / "sixteen.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return first_train_rows(tmp_path_factory.mktemp("data"), 16)
 
 
 def _cmd(out: Path, name: str, data: Path, *extra: str) -> list[str]:

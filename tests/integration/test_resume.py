@@ -30,7 +30,7 @@ import pytest
 
 from rlvr.checkpoint import complete_checkpoints
 from rlvr.tracking import read_metrics
-from tests.conftest import ROOT, TINY, CliRun, processes_with, running, wait_for
+from tests.conftest import ROOT, CliRun, first_train_rows, processes_with, running, wait_for
 
 STEPS = 5
 RECIPE = ROOT / "recipes" / "tiny_arith_ppo.yaml"
@@ -40,10 +40,7 @@ STATEFUL = ["learner.num_ranks=2", "algorithm.kl_target=0.02", "algorithm.dynami
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lines = (TINY / "data" / "train.jsonl").read_text().splitlines()[:16]
-    path = tmp_path_factory.mktemp("data") / "sixteen.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return first_train_rows(tmp_path_factory.mktemp("data"), 16)
 
 
 def _cmd(out: Path, name: str, data: Path, *extra: str) -> list[str]:
