@@ -27,7 +27,11 @@ class WorkerError(RuntimeError):
 
 def init_ray(address: str | None, num_cpus: int | None, needed_cpus: int) -> None:
     """Attach to ``address`` (or ``RAY_ADDRESS``) or start a local instance with enough logical
-    CPUs for every actor (actors reserve one CPU each; on CPU they take turns on the cores)."""
+    CPUs for every actor (actors reserve one CPU each; on CPU they take turns on the cores).
+
+    Without an address the instance is always a new local one (``address="local"``): a bare
+    ``ray.init()`` would instead attach to the last cluster ``ray start`` left on this machine (its
+    address file in /tmp/ray), a cluster the recipe never named, and then refuse ``num_cpus``."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
@@ -36,7 +40,7 @@ def init_ray(address: str | None, num_cpus: int | None, needed_cpus: int) -> Non
         ray.init(address=address, runtime_env=env, log_to_driver=True)
     else:
         cpus = num_cpus if num_cpus is not None else max(os.cpu_count() or 1, needed_cpus)
-        ray.init(num_cpus=cpus, include_dashboard=False, runtime_env=env, log_to_driver=True)
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env, log_to_driver=True)
     preemption.rearm()  # ray.init replaced the driver's SIGTERM handler
 
 

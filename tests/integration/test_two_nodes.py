@@ -58,3 +58,14 @@ def test_a_recipe_that_does_not_fit_fails_before_any_worker_starts(
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert message in proc.stderr, proc.stderr[-3000:]
     assert "ready in" not in proc.stdout and time.monotonic() - t0 < 120
+
+
+def test_without_an_address_a_run_starts_its_own_instance_even_beside_a_live_cluster(cluster: Cluster) -> None:
+    # The fixture's cluster recorded its address in /tmp/ray/ray_current_cluster, where a bare
+    # `ray.init()` would find it and attach (then refuse num_cpus): rlvr starts a local instance instead.
+    code = ("import ray; from rlvr.remote import init_ray; init_ray(None, 1, 1); "
+            "print(ray.get_runtime_context().gcs_address, ray.cluster_resources()['CPU']); ray.shutdown()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    gcs, cpus = proc.stdout.split()[-2:]
+    assert gcs != cluster.address and float(cpus) == 1.0, proc.stdout

@@ -32,7 +32,8 @@ class _FakeEngine:
 @pytest.fixture(scope="module")
 def group() -> Iterator[RolloutGroup]:
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import the test module
-    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)  # 2 engines + the learner's slot
+    # 2 engines + the learner's slot
+    ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False)
     cfg = load_recipe(DEFAULT_RECIPE, ["rollout.num_engines=2", "rollout.chunks_per_engine=4", "run.seed=0"])
     placement = Placement.reserve(cfg, critic=False, timeout_s=60)
     yield RolloutGroup(cfg, 64, timeout_s=60, placement=placement, worker_cls=_FakeEngine)  # type: ignore[arg-type]
