@@ -58,14 +58,13 @@ def test_math_hedged_answers_are_wrong(response: str, truth: str) -> None:
     assert not MathVerifier().score(_s(response, truth)).correct
 
 
-def test_math_several_boxes_last_wins_or_reject() -> None:
+def test_math_several_boxes_reject_or_last_wins() -> None:
     hedge = "It could be \\boxed{4}. Or maybe \\boxed{3}."
-    assert MathVerifier().score(_s(hedge, "3")).correct  # the last box is the final word
-    strict = MathVerifier(multiple_boxed="reject")
-    result = strict.score(_s(hedge, "3"))
+    result = MathVerifier().score(_s(hedge, "3"))  # distinct boxed values: a hedge, wrong by default
     assert (result.correct, result.details["reason"]) == (False, "multiple_answers")
+    assert MathVerifier(multiple_boxed="last").score(_s(hedge, "3")).correct  # the last box is the final word
     # the same answer boxed twice (restated) is not a hedge
-    assert strict.score(_s("\\boxed{3} ... so again \\boxed{ 3 }", "3")).correct
+    assert MathVerifier().score(_s("\\boxed{3} ... so again \\boxed{ 3 }", "3")).correct
 
 
 def test_math_truncated_is_wrong_by_default() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -118,17 +119,131 @@ def test_math_equivalence(
 
 
 @pytest.mark.parametrize(
-    ("response", "correct"),
+    ("response", "correct", "reason"),
     [
-        ("Try \\boxed{2}. No wait: \\boxed{3}", True),
-        ("Try \\boxed{3}. No wait: \\boxed{2}", False),
-        ("\\boxed{3}, and with more time \\boxed{4", True),  # an unclosed (cut-off) box is skipped
-        ("The answer is 2. Hmm, actually the answer is 3.", True),
-        ("The answer is 2, i.e. \\boxed{3}", True),  # a box beats 'the answer is'
+        ("Try \\boxed{2}. No wait: \\boxed{3}", False, "multiple_answers"),  # two boxed values: a hedge
+        ("Try \\boxed{3}. No wait: \\boxed{2}", False, "multiple_answers"),
+        ("\\boxed{3}, that is, \\boxed{\\frac{6}{2}}", True, "ok"),  # one value, boxed twice
+        ("\\boxed{3}, and with more time \\boxed{4", True, "ok"),  # an unclosed (cut-off) box is skipped
+        ("The answer is 2. Hmm, actually the answer is 3.", True, "ok"),
+        ("The answer is 2, i.e. \\boxed{3}", True, "ok"),
+        ("\\boxed{2}? No: 2 double-counts the corner. The answer is 3.", True, "ok"),  # the final statement
+        ("The answer is 3. Checking: yes, the answer is correct.", True, "ok"),  # prose is not an answer
+        ("Final Answer: The final answer is $3$. I hope it is correct.", True, "ok"),  # Minerva's format
     ],
 )
-def test_math_last_answer_wins(response: str, correct: bool) -> None:
-    assert MathVerifier().score(_sample(response, "3")).correct is correct
+def test_math_the_final_statement_wins_and_boxed_hedges_lose(response: str, correct: bool, reason: str) -> None:
+    result = MathVerifier().score(_sample(response, "3"))
+    assert (result.correct, result.details["reason"]) == (correct, reason)
+
+
+def test_math_several_boxes_can_be_allowed_and_box_spam_is_refused() -> None:
+    assert MathVerifier(multiple_boxed="last").score(_sample("\\boxed{2} or \\boxed{3}", "3")).correct
+    spam = " ".join("\\boxed{3}" for _ in range(11))
+    assert MathVerifier().score(_sample(spam, "3")).details["reason"] == "too_many_boxes"
+    huge = "\\boxed{1} " * 30_000 + "\\boxed{3}"  # a megabyte-scale dump of guesses
+    assert MathVerifier().score(_sample(huge, "3")).details["reason"] == "response_too_long"
+
+
+@pytest.mark.parametrize(
+    ("response", "correct", "reason"),
+    [
+        ("<think>Maybe \\boxed{3}?</think> I am not sure.", False, "no_answer"),  # only inside the thinking
+        ("<think>2 or 3... it is 3</think> The answer is \\boxed{3}.", True, "ok"),
+        ("<think>first \\boxed{2}</think>\\boxed{3}", True, "ok"),  # a box while thinking is no hedge
+        ("<think>Let me compute \\boxed{3}", False, "unfinished_thinking"),
+        ("2+1 is \\boxed{3}.</think> So \\boxed{3}.", True, "ok"),  # the template opened the think tag
+    ],
+)
+def test_math_reads_only_what_follows_the_thinking(response: str, correct: bool, reason: str) -> None:
+    result = MathVerifier().score(_sample(response, "3"))
+    assert (result.correct, result.details["reason"]) == (correct, reason)
+    assert MathVerifier(strip_thinking=False).score(_sample("<think>\\boxed{3}</think>", "3")).correct
+
+
+@pytest.mark.parametrize(
+    ("response", "truth", "correct"),
+    [
+        ("#### The answer is 42", "42", True),
+        ("Total: 40 + 2.\n#### The answer is 42.", "42", True),
+        ("<answer>The answer is 42</answer>", "42", True),
+        ("<answer>So it is \\boxed{42}</answer>", "42", True),
+        ("The answer is 42.\n\nQuestion: What is 2+2?\nThe answer is 4.", "42", True),
+        ("The answer is 42.\nProblem 2: Find 3+4. The answer is 7.", "7", False),
+        ("\\boxed{5}<|im_start|>user\nAnother one? \\boxed{6}", "5", True),
+        ("Problem: find x. Working... The answer is 9.", "9", True),  # a restated problem before the answer
+        ("The correct option is (B) 7. The answer is (B) 7", "7", True),
+        ("The answer is \\textbf{(D)}", "D", True),
+        ("The answer is (B) 7", "B", True),
+        ("The answer is (C) 7", "B", False),
+        ("\\boxed{3.1e8}", "310000000", True),
+        ("\\boxed{3.1 \\times 10^{8}}", "3.1e8", True),
+        ("\\boxed{3.2e8}", "310000000", False),
+        ("The answer is 40 percent.", "40", True),
+        ("\\boxed{5 \\text{ apples (one per child)}}", "5", True),
+        ("\\boxed{\\$4.25}", "\\$4.25", True),  # an escaped dollar in the truth is a price, not an error
+        ("\\boxed{4.25}", "\\$4.25", True),
+        ("\\boxed{4.52}", "\\$4.25", False),
+    ],
+)
+def test_math_extraction_gaps(response: str, truth: str, correct: bool) -> None:
+    result = MathVerifier().score(_sample(response, truth))
+    assert result.correct is correct, result.details
+
+
+@pytest.mark.parametrize(
+    ("answer", "truth", "correct"),
+    [
+        ("１２", "12", True), ("½", "1/2", True), ("1½", "3/2", True), ("2√2", "\\sqrt{8}", True),
+        ("√(x+1)", "\\sqrt{x+1}", True), ("30°", "30", True), ("x²+1", "x^2+1", True), ("∞", "\\infty", True),
+        ("−5", "-5", True), ("1\\,000\\,000", "1000000", True), ("7.", "7", True), ("3+4\\mathrm{i}", "3+4i", True),
+        ("\\varnothing", "\\emptyset", True), ("0.\\overline{3}", "1/3", True), ("0.1\\overline{6}", "1/6", True),
+        ("1-0.\\overline{3}", "2/3", True), ("¾", "0.7", False), ("x³", "x^2", False), ("-∞", "\\infty", False),
+    ],
+)
+def test_math_unicode_and_notation(answer: str, truth: str, correct: bool) -> None:
+    result = MathVerifier().score(_sample(f"\\boxed{{{answer}}}", truth))
+    assert result.correct is correct, result.details
+
+
+@pytest.mark.parametrize(
+    ("response", "truth"),
+    [("La respuesta es 12.", "12"), ("La réponse est 12.", "12"), ("Die Antwort ist 12.", "12"),
+     ("答案是 12。", "12"), ("Ответ: 12", "12"), ("A resposta é 12.", "12")],
+)
+def test_math_answer_phrases_in_other_languages(response: str, truth: str) -> None:
+    assert MathVerifier().score(_sample(response, truth)).correct
+
+
+@pytest.mark.parametrize(
+    ("answer", "truth", "correct"),
+    [
+        ("0.00000012", "0.00000015", False),  # equal to 6 decimal places; 25% apart
+        ("1.2e-7", "1.2 \\times 10^{-7}", True),
+        ("0.333333", "1/3", True),  # |a - b| = 3.3e-7 <= 1e-6 * 1/3
+        ("0.3333", "1/3", False),
+        ("1000001", "1000000", False),
+        ("1000001.0", "1000000", False),  # two integer values compare exactly
+        ("2.0", "2", True),
+        ("1000000.0000001", "1000000", True),
+        ("3.14", "\\pi", False),
+        ("3.14159265", "\\pi", True),
+        ("0", "0.0000001", False),
+    ],
+)
+def test_math_numbers_compare_with_a_relative_tolerance(answer: str, truth: str, correct: bool) -> None:
+    assert MathVerifier().score(_sample(f"\\boxed{{{answer}}}", truth)).correct is correct
+
+
+def test_math_extraction_is_linear_in_the_response_length() -> None:
+    """Unclosed boxes were scanned from each opening to the end: 50 KB took ~25 s."""
+    timings = []
+    for n in (5_000, 20_000):
+        start = time.perf_counter()
+        result = MathVerifier(max_response_chars=10**7).score(_sample("\\boxed{" * n, "3"))
+        timings.append(time.perf_counter() - start)
+        assert result.details["reason"] == "no_answer"
+    assert timings[1] < 0.5 and timings[1] < 8 * timings[0] + 0.05, timings
 
 
 def test_math_plus_minus_one_scheme() -> None:

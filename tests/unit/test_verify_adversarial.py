@@ -30,6 +30,23 @@ CASES = [
     ("math", "\\boxed{\\begin{matrix} 1 & 2 \\\\ 3 \\end{pmatrix}}", "3"),
     ("math", "\\boxed{\\x\\y\\z\\undefinedmacro{3}}", "4"),
     ("math", "\x00\udcff\\boxed{\ufffd}", "3"),
+    ("math", "\\boxed{" * 25_000, "3"),  # 50 KB of unclosed boxes: was a quadratic scan (~25 s)
+    ("math", "<think>" * 100_000 + "\\boxed{3}", "3"),
+    ("math", "<answer>" * 20_000 + "3", "3"),
+    ("math", "The answer is " * 10_000 + "3 or 4", "3"),
+    ("math", "answer is" + " " * 150_000 + "4", "3"),
+    ("math", "\\boxed{" + "1" * 900 + "½}", "3"),
+    ("math", "\\boxed{" + "½" * 900 + "}", "3"),
+    ("math", "\u200b" * 150_000 + "\\boxed{\u200b}", "3"),
+    ("math", "\\boxed{" + "3\u0301" * 300 + "}", "3"),
+    ("math", "\u202e" * 100_000 + "The answer is ３ or ４", "3"),
+    ("math", "答案是" * 50_000, "3"),
+    ("math", "\\boxed{10^{10^{10}}}", "3"),
+    ("math", "\\boxed{3.1e99999999}", "3"),
+    ("math", "\\boxed{(x+1)^{100000}}", "3"),
+    ("math", "\\boxed{0.\\overline{" + "9" * 900 + "}}", "2"),
+    ("math", "\\boxed{x}" * 9 + "\\boxed{" + "{" * 5000 + "}" * 5000 + "}", "3"),
+    ("math", "<|im_start|>" * 20_000 + "\\boxed{3}", "3"),
     ("gsm8k", "1" * 1_000_000, "3"),
     ("gsm8k", "#### " + "9," * 300_000, "3"),
     ("regex", "a" * 40 + "b", "(a+)+$"),
@@ -54,15 +71,16 @@ def test_adversarial_inputs_fail_within_the_deadline(pool: VerifierPool) -> None
         assert not result.correct, (name, response[:60], result.details)
         assert result.score == 0.0
         assert result.details["elapsed_ms"] < (DEADLINE_S + 1.0) * 1000, (name, response[:60], result.details)
-    reasons = {r.details["reason"] for r in results}
-    assert "timeout" in reasons  # the towers really do hang sympy; the deadline is what stopped them
+    reasons = [r.details["reason"] for r, (name, _, _) in zip(results, CASES) if name == "math"]
+    # the math verifier refuses towers, deep nesting and floods by their shape, without a worker restart
+    assert "timeout" not in reasons and reasons.count("too_complex") >= 8, reasons
     # 2 workers, at most one deadline (plus a worker restart) per case: a bound, not a benchmark
     assert elapsed < len(CASES) * (DEADLINE_S + 1.0) / 2 + 10
 
 
 def test_pool_recovers_after_adversarial_inputs(pool: VerifierPool) -> None:
-    hang = VerifySample("Q", "\\boxed{9^{9^{9^{9^{9}}}}}", "3", finish_reason="stop")
-    assert pool.score_batch([hang], ["math"])[0].details["reason"] == "timeout"
+    hang = VerifySample("Q", "a" * 40 + "b", "(a+)+$", finish_reason="stop")  # catastrophic backtracking
+    assert pool.score_batch([hang], ["regex"])[0].details["reason"] == "timeout"
     good = [VerifySample("Q", f"\\boxed{{{i}}}", str(i), finish_reason="stop") for i in range(20)]
     results = pool.score_batch(good, ["math"] * 20)
     assert all(r.correct for r in results)
