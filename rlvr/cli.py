@@ -9,7 +9,10 @@
 
 ``train`` exits 0 when done, 1 when a worker failed or the cluster is too small, 2 on a bad recipe or
 bad data, and 75 when stopped by SIGTERM or SIGUSR1 (preemption: the run is torn down cleanly; a batch
-script may requeue it).
+script may requeue it). ``verify`` exits 0 when done, 1 when agreement is below ``--min-agreement``, 2 on
+bad arguments or data (an unknown verifier name, a path that does not import, a malformed file) and 3 when
+the verifier cannot be built or started (its constructor or start-up check raised, or a worker failed to
+start).
 
 Heavy imports (torch, Ray, vLLM, DeepSpeed) happen only inside ``train``, so ``validate`` and
 configuration errors are instant.
@@ -22,8 +25,13 @@ import sys
 
 from rlvr import __version__
 
+EXIT_VERIFIER_INIT = 3
+"""``rlvr verify``: the verifier cannot be built or started (1 is kept for a failed ``--min-agreement``)."""
+
 
 def _parser() -> argparse.ArgumentParser:
+    from rlvr.verify.pool import DEFAULT_WORKER_MEMORY_GIB  # stdlib only: no heavy import
+
     p = argparse.ArgumentParser(
         prog="rlvr",
         description="Post-train LLMs with RL from verifiable rewards (vLLM rollouts, DeepSpeed learners, Ray).",
@@ -55,13 +63,22 @@ def _parser() -> argparse.ArgumentParser:
         description="Score labelled completions with a verifier, through the same worker pool and deadline "
                     "as training, and report agreement, false positives/negatives, timeouts, errors and "
                     "latency. FILE.jsonl: one object per line with completion, ground_truth, expected "
-                    "(true/false) and optional prompt, id, finish_reason, metadata.")
+                    "(true/false) and optional prompt, id, finish_reason, metadata. Exit status: 0 done, "
+                    "1 agreement below --min-agreement, 2 bad arguments or data (unknown verifier name, "
+                    f"import path that does not import, malformed file), {EXIT_VERIFIER_INIT} the verifier "
+                    "cannot be built or started (its constructor or start-up check raised, a worker failed "
+                    "to start).")
     a.add_argument("--verifier", required=True,
                    help="entry-point name (e.g. math), package.module:attr or path/to/file.py:attr")
     a.add_argument("--data", required=True, help="labelled JSON-lines file")
     a.add_argument("--kwargs", default="{}", help="verifier keyword arguments as a JSON object")
     a.add_argument("--workers", type=int, default=2, help="verifier worker processes (default 2)")
     a.add_argument("--timeout", type=float, default=10.0, help="per-sample deadline in seconds (default 10)")
+    a.add_argument("--worker-memory-gib", type=float, default=DEFAULT_WORKER_MEMORY_GIB, metavar="GIB",
+                   help="address-space cap of each worker, as reward.worker_memory_gib "
+                        f"(default {DEFAULT_WORKER_MEMORY_GIB:g}; 0: no cap)")
+    a.add_argument("--worker-log", default=None, metavar="FILE",
+                   help="append the workers' stdout and stderr (a verifier's prints) to FILE (default: discarded)")
     a.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     a.add_argument("--cases", action="store_true", help="include every case's result")
     a.add_argument("--min-agreement", type=float, default=None,
@@ -177,21 +194,25 @@ def _plot(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import json
 
-    from rlvr.verify import VerifierPoolError, VerifierSpec
+    from rlvr.verify import VerifierInitError, VerifierPoolError, VerifierSpec
     from rlvr.verify.audit import AuditError, audit, format_report, read_cases
 
     try:
         kwargs = json.loads(args.kwargs)
         if not isinstance(kwargs, dict):
             raise AuditError(f"--kwargs must be a JSON object, got {args.kwargs!r}")
-        if args.workers < 1 or args.timeout <= 0:
-            raise AuditError("--workers must be >= 1 and --timeout > 0")
+        if args.workers < 1 or args.timeout <= 0 or args.worker_memory_gib < 0:
+            raise AuditError("--workers must be >= 1, --timeout > 0 and --worker-memory-gib >= 0")
         cases = read_cases(args.data)
-        report = audit(cases, VerifierSpec(args.verifier, kwargs), num_workers=args.workers, timeout_s=args.timeout)
+        report = audit(cases, VerifierSpec(args.verifier, kwargs), num_workers=args.workers, timeout_s=args.timeout,
+                       worker_memory_gib=args.worker_memory_gib or None, log_path=args.worker_log)
     except json.JSONDecodeError as err:
         print(f"error: --kwargs is not valid JSON: {err}", file=sys.stderr)
         return 2
-    except (AuditError, ValueError, ImportError, TypeError, VerifierPoolError) as err:
+    except (VerifierInitError, VerifierPoolError) as err:  # before ValueError: VerifierInitError is one
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_VERIFIER_INIT
+    except (AuditError, ValueError, ImportError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not args.cases:
@@ -247,14 +268,16 @@ def _train(args: argparse.Namespace) -> int:
     from rlvr.session import TrainingDiverged
     from rlvr.tracking import OutputError
     from rlvr.trainer import train
+    from rlvr.verify import VerifierInitError, VerifierPoolError
 
     try:
         with preemptible():
             run_dir = train(cfg, args.resume)
-    except (WorkerError, ResourceError, CheckpointError, OutputError, TrainingDiverged, LoggerError) as err:
+    except (WorkerError, ResourceError, CheckpointError, OutputError, TrainingDiverged, LoggerError,
+            VerifierPoolError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except DataError as err:
+    except (DataError, VerifierInitError) as err:  # a verifier that cannot be built: fixed in the recipe
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Preempted as sig:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlvr.config import RecipeConfig
 from rlvr.lifecycle import Started
+
+if TYPE_CHECKING:
+    from rlvr.verify import VerifierPool
 
 ENGINE_FIELDS = (
     "model", "rollout.num_engines", "rollout.tensor_parallel_size", "rollout.kv_cache_gib",
@@ -61,12 +64,12 @@ class Engines(Started):
         from rlvr.placement import Placement
         from rlvr.remote import init_ray
         from rlvr.rollout.group import RolloutGroup
-        from rlvr.verify import VerifierPool
-        from rlvr.verify.specs import build_specs
 
         cfg = self.cfg
         critic_ranks = cfg.learner.num_ranks if self.critic else 0
         js = cfg.reward.judge_server
+        if js is None:  # the pool needs nothing from Ray: a verifier that cannot be built fails before Ray starts
+            self.verify = self._verifier_pool()
         actors = cfg.rollout.num_engines + cfg.learner.num_ranks + critic_ranks
         init_ray(cfg.ray.address, cfg.ray.num_cpus,
                  math.ceil(actors * cfg.resources.cpus_per_worker + (js.num_cpus if js else 0)))
@@ -76,12 +79,8 @@ class Engines(Started):
                                            extra_gpus=js.num_gpus if js else 0.0)
         self._stack.callback(self.placement.remove)
         self.log(f"placement: {self.placement.layout.summary}")
-        judge_url, judge_model = self._start_judge_server() if js else (None, None)
-        self.verify = self._stack.enter_context(VerifierPool(
-            build_specs(cfg.reward, self.row_verifiers, judge_url, judge_model), num_workers=cfg.reward.num_workers,
-            timeout_s=cfg.reward.timeout_s, failure_score=cfg.reward.failure_score,
-            health=self._judge_health if js else None,
-        ))
+        if js is not None:
+            self.verify = self._verifier_pool(*self._start_judge_server())
         self.rollouts = RolloutGroup(cfg, self.max_len, timeout_s=cfg.ray.startup_timeout_s,
                                      placement=self.placement)
         self._stack.callback(self.rollouts.shutdown)
@@ -104,6 +103,19 @@ class Engines(Started):
         if missing:
             why.append(f"its rows ask for verifiers the pool does not have: {', '.join(sorted(missing))}")
         return why
+
+    def _verifier_pool(self, judge_url: str | None = None, judge_model: str | None = None) -> VerifierPool:
+        """The run's `rlvr.verify.VerifierPool` (its workers log to ``log_dir/verifiers.log``), stopped with the
+        engines; with a judge server's URL and served name, probing that server while it scores."""
+        from rlvr.verify import VerifierPool
+        from rlvr.verify.specs import build_specs
+
+        reward = self.cfg.reward
+        return self._stack.enter_context(VerifierPool(
+            build_specs(reward, self.row_verifiers, judge_url, judge_model), num_workers=reward.num_workers,
+            timeout_s=reward.timeout_s, failure_score=reward.failure_score, worker_memory_gib=reward.worker_memory_gib,
+            health=self._judge_health if judge_url is not None else None, log_path=self.log_dir / "verifiers.log",
+        ))
 
     def _judge_health(self) -> None:
         """The verifier pool's probe while it scores: a dead judge server (actor or vLLM process) raises."""

@@ -105,7 +105,8 @@ def run_eval(model: str, s: EvalSettings) -> dict[str, Any]:
     out: dict[str, Any] = {"model": str(hf), "settings": {"n": s.n, "temperature": s.temperature, "top_p": s.top_p,
                                                           "k": ks, "max_new_tokens": max_tokens, "seed": s.seed},
                            "datasets": {}}
-    with VerifierPool(build_specs(reward, names), num_workers=s.workers, timeout_s=s.timeout_s) as pool:
+    with VerifierPool(build_specs(reward, names), num_workers=s.workers, timeout_s=s.timeout_s,
+                      worker_memory_gib=reward.worker_memory_gib) as pool:
         for label, (rows, report) in sets.items():
             t0 = time.perf_counter()
             groups = engine.generate([r.token_ids for r in rows], s.n, s.temperature, s.top_p, max_tokens,

@@ -75,7 +75,8 @@ METRICS: list[tuple[str, str, str]] = [
     ("critic/skipped_updates", "PPO", "critic updates skipped for NaN/Inf"),
     # verifiers
     ("verify/timeouts", "every step", "samples whose verifier missed its deadline (scored reward.failure_score)"),
-    ("verify/errors", "every step", "samples whose verifier raised or crashed (scored reward.failure_score)"),
+    ("verify/errors", "every step", "samples whose verifier raised, crashed, hit reward.worker_memory_gib or "
+                                     "returned an invalid result (scored reward.failure_score)"),
     # weight sync
     ("sync/bytes", "every step", "bytes sent to each engine by the weight sync"),
     ("sync/buckets", "every step", "buckets the weights were sent in"),

@@ -386,6 +386,11 @@ class RewardConfig(_Strict):
     failure_score: float = 0.0
     """Reward of a sample whose verifier timed out, crashed or raised. Set it to the worst score of a ±1
     scheme (-1), or a policy is paid for making its verifier hang."""
+    worker_memory_gib: float | None = Field(4.0, gt=0)
+    """Address-space cap (RLIMIT_AS) of each verifier worker, in GiB; None: no cap. A verifier that allocates
+    past it gets MemoryError, its sample scores ``failure_score`` (reason ``error: memory: ...``) and the worker
+    is replaced. It counts virtual memory: a worker with the built-in verifiers peaks at about 0.2 GiB, ``import
+    torch`` adds about 0.5 GiB and each thread 8 MiB of stack; raise it for a verifier that loads a model."""
     judge_server: JudgeServerConfig | None = None
     """Start a vLLM OpenAI-compatible server for a model judge as its own Ray actor; verifiers reach it with
     ``base_url: judge_server``."""

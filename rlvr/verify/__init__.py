@@ -8,11 +8,12 @@ import path (``pkg.mod:Class`` or ``path/to/file.py:Class``). Training scores th
 
 from rlvr.verify.base import Verifier, VerifyResult, VerifySample
 from rlvr.verify.pool import VerifierPool, VerifierPoolError, VerifierSpec
-from rlvr.verify.registry import ENTRY_POINT_GROUP, available_verifiers, load_verifier
+from rlvr.verify.registry import ENTRY_POINT_GROUP, VerifierInitError, available_verifiers, load_verifier
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Verifier",
+    "VerifierInitError",
     "VerifierPool",
     "VerifierPoolError",
     "VerifierSpec",

@@ -7,7 +7,8 @@ curves. ``rlvr verify`` runs the verifier exactly as training does, through :cla
 with its deadline, so the latencies and failures reported are the ones a run would see.
 
 Input: JSON lines, one case each: ``completion`` and ``ground_truth`` (strings), ``expected``
-(true/false: should the verifier call it correct?), optional ``prompt``, ``id``, ``finish_reason``
+(true/false: should the verifier call it correct?), optional ``prompt``, ``id``, ``finish_reason``,
+``reason`` and ``category`` (why the label is what it is, and its group: documentation, not read),
 and ``metadata`` (an object).
 """
 
@@ -21,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.verify.base import VerifyResult, VerifySample
-from rlvr.verify.pool import VerifierPool, VerifierSpec
+from rlvr.verify.pool import DEFAULT_WORKER_MEMORY_GIB, VerifierPool, VerifierSpec
 
 __all__ = ["AuditCase", "AuditError", "audit", "format_report", "read_cases"]
 
 _REQUIRED = {"completion": str, "ground_truth": str, "expected": bool}
-_OPTIONAL = {"prompt": str, "id": (str, int), "finish_reason": (str, type(None)), "metadata": dict}
+_OPTIONAL = {"prompt": str, "id": (str, int), "finish_reason": (str, type(None)), "metadata": dict,
+             "reason": str, "category": str}
 
 
 class AuditError(ValueError):
@@ -83,10 +85,12 @@ def _case(record: Any, where: str, default_id: str) -> AuditCase:
 
 def audit(
     cases: list[AuditCase], verifier: VerifierSpec, num_workers: int = 2, timeout_s: float = 10.0,
-    base_dir: str | Path | None = None,
+    base_dir: str | Path | None = None, worker_memory_gib: float | None = DEFAULT_WORKER_MEMORY_GIB,
+    log_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score every case through a :class:`VerifierPool` and summarise (see :func:`summarise`)."""
-    with VerifierPool({"audit": verifier}, num_workers=num_workers, timeout_s=timeout_s, base_dir=base_dir) as pool:
+    with VerifierPool({"audit": verifier}, num_workers=num_workers, timeout_s=timeout_s, base_dir=base_dir,
+                      worker_memory_gib=worker_memory_gib, log_path=log_path) as pool:
         results = pool.score_batch([c.sample for c in cases], ["audit"] * len(cases))
     return summarise(cases, results)
 

@@ -14,9 +14,16 @@ from typing import Any
 from rlvr.plugins import load_object
 from rlvr.verify.base import Verifier
 
-__all__ = ["ENTRY_POINT_GROUP", "available_verifiers", "load_verifier"]
+__all__ = ["ENTRY_POINT_GROUP", "VerifierInitError", "available_verifiers", "load_verifier"]
 
 ENTRY_POINT_GROUP = "rlvr.verifiers"
+
+
+class VerifierInitError(ValueError):
+    """A verifier's own code raised while it was being built (its constructor or factory: a bad kwarg, a
+    missing model file), as opposed to a spec that names nothing. The message names the verifier and the
+    exception in one line; the original is its ``__cause__``. A ``ValueError`` because, like any bad
+    setting, it is fixed in the recipe or on the command line."""
 
 
 def available_verifiers() -> list[str]:
@@ -39,6 +46,7 @@ def load_verifier(
             instance.
         ImportError: the import path does not resolve.
         TypeError: the object built has no callable ``score``.
+        VerifierInitError: the class or factory raised (any exception, the original as ``__cause__``).
     """
     kwargs = dict(kwargs or {})
     obj = load_object(spec, base_dir=base_dir) if ":" in spec else _entry_point(spec).load()
@@ -48,7 +56,12 @@ def load_verifier(
                 f"verifier {spec!r} resolved to {obj!r}, which is neither a class, a factory "
                 "nor an object with a score() method"
             )
-        verifier = obj(**kwargs)
+        try:
+            verifier = obj(**kwargs)
+        except VerifierInitError as exc:  # a nested verifier (a compose term): keep its one-line message
+            raise VerifierInitError(f"verifier {spec!r}: {exc}") from exc
+        except Exception as exc:
+            raise VerifierInitError(f"verifier {spec!r} could not be built: {type(exc).__name__}: {exc}") from exc
     elif kwargs:
         raise ValueError(f"verifier {spec!r} is an instance; it takes no kwargs (got {sorted(kwargs)})")
     else:

@@ -98,9 +98,19 @@ def test_judge_server_must_exist_when_asked_for(tmp_path: Path, base: dict) -> N
         ({"verifiers": {"x": {"verifier": "math", "timeout_s": 0}}}, "timeout_s"),
         ({"judge_server": {"model": "m", "num_gpus": -1}}, "num_gpus"),
         ({"failure_score": "low"}, "failure_score"),
+        ({"worker_memory_gib": 0}, "worker_memory_gib"),
+        ({"worker_memory_gib": -2.0}, "worker_memory_gib"),
     ],
 )
 def test_malformed_reward_sections_name_the_field(tmp_path: Path, base: dict, reward: dict, message: str) -> None:
     base["reward"] = reward
     with pytest.raises(RecipeError, match=message):
         _load(tmp_path, base)
+
+
+def test_worker_memory_cap_defaults_to_the_pools_and_may_be_lifted(tmp_path: Path, base: dict) -> None:
+    from rlvr.verify.pool import DEFAULT_WORKER_MEMORY_GIB
+
+    assert _load(tmp_path, base).reward.worker_memory_gib == DEFAULT_WORKER_MEMORY_GIB == 4.0
+    assert _load(tmp_path, base, ["reward.worker_memory_gib=null"]).reward.worker_memory_gib is None
+    assert _load(tmp_path, base, ["reward.worker_memory_gib=12"]).reward.worker_memory_gib == 12.0

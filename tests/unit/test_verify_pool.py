@@ -1,4 +1,5 @@
-"""VerifierPool: ordered results, hard deadlines, crash/error isolation, prompt start-up failures."""
+"""VerifierPool: ordered results, hard deadlines, crash/error isolation, prompt start-up failures, the worker
+memory cap, process-group kills and result validation."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ TIMEOUT_S = 1.0
 
 PLUGIN = """
 import os
+import resource
+import signal
+import subprocess
 import time
+from pathlib import Path
 
 from rlvr.verify import VerifyResult
 
@@ -76,6 +81,65 @@ class Batched:
 class BatchedShort(Batched):
     def score_batch(self, samples):
         return []
+
+
+class Segfaults:
+    def score(self, sample):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file from a test
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class Hog:
+    # bytes(n) is calloc'd: the pages are reserved, never touched, so no real memory is used either way
+    def score(self, sample):
+        if sample.response == "once":
+            bytes(20 * 2**30)
+        else:
+            chunks = []
+            while len(chunks) < 256:  # 64 GiB in 256 MiB pieces
+                chunks.append(bytes(256 * 2**20))
+        return VerifyResult(1.0, True, {})
+
+
+class StartsChildThenHangs:
+    # writes the child's pid to the file named by ground_truth
+    def score(self, sample):
+        child = subprocess.Popen(["sleep", "300"])
+        Path(sample.ground_truth).write_text(str(child.pid))
+        while True:
+            time.sleep(1)
+
+
+class StartsChild:
+    def score(self, sample):
+        return VerifyResult(0.0, False, {"child": subprocess.Popen(["sleep", "300"]).pid})
+
+
+class Invalid:
+    # returns what the response names
+    def score(self, sample):
+        if sample.response == "not_a_result":
+            return {"score": 1.0, "correct": True}
+        if sample.response == "numpy":
+            import numpy
+
+            return VerifyResult(numpy.float32(0.5), numpy.bool_(True), {})
+        score, correct, details = {
+            "str": ("1.0", True, {}), "none": (None, True, {}), "bool": (True, True, {}),
+            "nan": (float("nan"), True, {}), "inf": (float("-inf"), True, {}), "huge": (10**400, True, {}),
+            "int_correct": (1.0, 1, {}), "no_details": (1.0, True, None), "int": (1, True, {}),
+        }[sample.response]
+        return VerifyResult(score, correct, details)
+
+
+class BatchedInvalid:
+    batch_size = 2
+
+    def score(self, sample):
+        return self.score_batch([sample])[0]
+
+    def score_batch(self, samples):
+        return [VerifyResult(float("nan") if s.response == "nan" else 1.0, True, {}) for s in samples]
 """
 
 PACKAGE_MODULE = """
@@ -147,7 +211,13 @@ def pool(plugin_dir: Path) -> Iterator[VerifierPool]:
         "prefix": ("pool_test_plugins.scorers:HasPrefix", {"prefix": "ok"}),  # package.module:attr
         "exact_int": ("exact_int", {}),  # entry-point name
         "math": ("math", {}),
+        "segfaults": ("plugins.py:Segfaults", {}),
+        "hog": ("plugins.py:Hog", {}),
+        "child_hangs": ("plugins.py:StartsChildThenHangs", {}),
+        "invalid": ("plugins.py:Invalid", {}),
+        "batched_invalid": ("plugins.py:BatchedInvalid", {}),
     }
+    # the default worker memory cap (4 GiB): the real verifiers (math-verify, sympy) work under it
     with VerifierPool(verifiers, num_workers=2, timeout_s=TIMEOUT_S, base_dir=plugin_dir) as pool:
         yield pool
 
@@ -197,6 +267,96 @@ def test_crash_is_scored_not_raised(pool: VerifierPool) -> None:
     assert results[1].correct
     assert pool.score_batch([_sample("z", "z")], ["echo"])[0].correct
     assert not _zombie_children()
+
+
+def test_a_crash_names_its_exit_code_or_signal(pool: VerifierPool) -> None:
+    exited, segfault, after = pool.score_batch([_sample("x"), _sample("x"), _sample("z", "z")],
+                                               ["exits", "segfaults", "echo"])
+    assert (exited.details["reason"], exited.details["message"]) == ("crash", "worker died with exit code 3")
+    assert "signal" not in exited.details
+    assert segfault.details["reason"] == "crash"
+    assert (segfault.details["exitcode"], segfault.details["signal"]) == (-11, "SIGSEGV")
+    assert segfault.details["message"] == "worker killed by SIGSEGV"
+    assert segfault.score == 0.0 and not segfault.correct
+    assert after.correct
+    assert not _zombie_children()
+
+
+def test_memory_cap_turns_a_runaway_allocation_into_a_failure(pool: VerifierPool) -> None:
+    """One huge allocation and a list that grows forever: MemoryError inside the deadline, scored as a failure
+    naming the cap; the worker that hit it is replaced and the pool goes on."""
+    before = {w.process.pid for w in pool._workers}
+    results = pool.score_batch([_sample("once"), _sample("grow"), _sample("a", "a")], ["hog", "hog", "echo"])
+    reason = "error: memory: the verifier hit the 4 GiB worker memory cap (worker_memory_gib)"
+    for result in results[:2]:
+        assert result.details["reason"] == reason
+        assert (result.score, result.correct) == (0.0, False)
+        assert result.details["elapsed_ms"] < TIMEOUT_S * 1000  # not stopped by the deadline
+    assert results[2].correct
+    assert not before & {w.process.pid for w in pool._workers}  # both workers that hit the cap were replaced
+    assert all(r.correct for r in pool.score_batch([_sample(str(i), str(i)) for i in range(4)], ["echo"] * 4))
+    assert not _zombie_children()
+
+
+def test_worker_memory_gib_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="worker_memory_gib must be > 0"):
+        VerifierPool({"x": ("exact_int", {})}, worker_memory_gib=0)
+
+
+def test_a_deadline_kills_what_the_verifier_started(pool: VerifierPool, tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    result = pool.score_batch([_sample("x", str(pidfile))], ["child_hangs"])[0]
+    child = int(pidfile.read_text())
+    try:
+        assert result.details["reason"] == "timeout"
+        assert wait_for(lambda: not running(child), 5.0)  # killed with the worker's process group
+    finally:
+        if running(child):
+            os.kill(child, 9)
+
+
+def test_close_kills_what_the_workers_started(plugin_dir: Path) -> None:
+    pool = VerifierPool({"starts": ("plugins.py:StartsChild", {})}, num_workers=1, base_dir=plugin_dir)
+    child = pool.score_batch([_sample("x")], ["starts"])[0].details["child"]
+    try:
+        assert running(child)
+        pool.close()
+        assert wait_for(lambda: not running(child), 5.0)
+    finally:
+        pool.close()
+        if running(child):
+            os.kill(child, 9)
+
+
+@pytest.mark.parametrize(
+    ("response", "reason"),
+    [
+        ("not_a_result", "error: TypeError: score() returned dict, expected VerifyResult"),
+        ("str", "error: invalid_result: score is str '1.0', expected a real number"),
+        ("none", "error: invalid_result: score is NoneType None, expected a real number"),
+        ("bool", "error: invalid_result: score is bool True, expected a real number"),
+        ("nan", "error: invalid_result: score is nan"),
+        ("inf", "error: invalid_result: score is -inf"),
+        ("huge", "error: invalid_result: score is int 1000000000000000000000000000000000000..., not representable "
+                 "as a float"),
+        ("int_correct", "error: invalid_result: correct is int 1, expected bool"),
+        ("no_details", "error: invalid_result: details is NoneType None, expected dict"),
+    ],
+)
+def test_invalid_results_are_errors_never_passed_on(pool: VerifierPool, response: str, reason: str) -> None:
+    result, after = pool.score_batch([_sample(response), _sample("a", "a")], ["invalid", "echo"])
+    assert result.details["reason"] == reason
+    assert (result.score, result.correct) == (0.0, False)
+    assert after.correct
+
+
+def test_valid_results_are_normalised_to_plain_types(pool: VerifierPool) -> None:
+    as_int, as_numpy = pool.score_batch([_sample("int"), _sample("numpy")], ["invalid", "invalid"])
+    assert (type(as_int.score), as_int.score, as_int.correct) == (float, 1.0, True)
+    assert (type(as_numpy.score), as_numpy.score, type(as_numpy.correct)) == (float, 0.5, bool)
+    nan, fine = pool.score_batch([_sample("nan"), _sample("ok")], ["batched_invalid"] * 2)
+    assert nan.details["reason"] == "error: invalid_result: score is nan"
+    assert (fine.score, fine.correct) == (1.0, True)  # the chunk's other result is passed on
 
 
 def test_exceptions_and_bad_return_types_are_scored(pool: VerifierPool) -> None:
