@@ -265,6 +265,7 @@ def _train(args: argparse.Namespace) -> int:
     from rlvr.placement import ResourceError
     from rlvr.preemption import EXIT_PREEMPTED, Preempted, preemptible
     from rlvr.remote import WorkerError
+    from rlvr.rollout.sampling import SignalExhausted
     from rlvr.session import TrainingDiverged
     from rlvr.tracking import OutputError
     from rlvr.trainer import train
@@ -274,7 +275,7 @@ def _train(args: argparse.Namespace) -> int:
         with preemptible():
             run_dir = train(cfg, args.resume)
     except (WorkerError, ResourceError, CheckpointError, OutputError, TrainingDiverged, LoggerError,
-            VerifierPoolError) as err:
+            VerifierPoolError, SignalExhausted) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except (DataError, VerifierInitError) as err:  # a verifier that cannot be built: fixed in the recipe

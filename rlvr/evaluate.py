@@ -54,15 +54,16 @@ def evaluate(
     rollouts: RolloutGroup, verify: VerifierPool, sets: dict[str, list[PromptRow]], cfg: RecipeConfig
 ) -> dict[str, float]:
     """``eval/<set>/accuracy``, ``eval/<set>/reward/mean``, ... for each held-out set: greedy, or with
-    ``eval.n`` > 1 samples per prompt at ``eval.temperature`` also ``eval/<set>/pass@k`` and ``avg@n``
-    (the same seeds at every evaluation, so the curve shows the policy, not the sampling noise)."""
+    ``eval.n`` > 1 samples per prompt at ``eval.temperature`` and ``eval.top_p`` also ``eval/<set>/pass@k``
+    and ``avg@n`` (the same seeds at every evaluation, so the curve shows the policy, not the sampling noise)."""
     e, start = cfg.eval, time.perf_counter()
     max_tokens = e.max_new_tokens or cfg.rollout.max_new_tokens
     metrics: dict[str, float] = {}
     for name, rows in sets.items():
         sampled = e.n > 1
-        batch = collect(rollouts, verify, rows, n=e.n, temperature=e.temperature if sampled else 0.0, top_p=1.0,
-                        max_tokens=max_tokens, seed=cfg.run.seed if sampled else None)
+        batch = collect(rollouts, verify, rows, n=e.n, temperature=e.temperature if sampled else 0.0,
+                        top_p=e.top_p if sampled else 1.0, max_tokens=max_tokens,
+                        seed=cfg.run.seed if sampled else None)
         m = batch.metrics()
         for key in ("accuracy", "reward/mean", "response_length/mean", "response_length/clip_ratio"):
             metrics[f"eval/{name}/{key}"] = m[key]

@@ -102,6 +102,10 @@ class DataConfig(_Strict):
     """Optional column naming the verifier of each row; rows without it use ``reward.verifier``."""
     template: str = "raw"
     """Prompt template: one of ``rlvr.data.templates.TEMPLATES`` (raw, zero, simple, qwen_boxed, chat)."""
+    instruction: str | None = None
+    """Text appended to the raw question before the template (to the last user turn of chat messages):
+    e.g. ``template: chat`` with ``instruction: "\nPlease reason step by step, and put your final answer
+    within \\boxed{}."`` reproduces a paper that adds its instruction and then applies the chat template."""
     max_prompt_tokens: int = Field(512, ge=1)
     """Rows whose templated prompt is longer are dropped (counted and logged)."""
     shuffle: bool = True
@@ -189,7 +193,15 @@ class AlgorithmConfig(_Strict):
     lr: float = Field(1e-6, gt=0)
     """AdamW learning rate."""
     warmup_steps: int = Field(0, ge=0)
-    """Linear learning-rate warm-up, in optimizer steps: update k uses k / warmup_steps of ``lr``."""
+    """Linear learning-rate warm-up, in ``warmup_unit``: the k-th unit (1-based) uses k / warmup_steps of ``lr``."""
+    warmup_unit: Literal["updates", "steps"] = "updates"
+    """What ``warmup_steps`` and the decay count: optimizer ``updates``, or training ``steps`` (one rollout
+    batch, ``mini_batches * epochs`` updates; verl and OpenRLHF step their schedulers per training step)."""
+    lr_decay: Literal["constant", "linear", "cosine"] = "constant"
+    """After warm-up: constant, or linear / cosine decay to ``min_lr_ratio * lr`` at the end of ``run.steps``
+    (``rlvr.learner.schedule``)."""
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    """Floor of the decay, as a fraction of ``lr`` (verl ``min_lr_ratio``; 0 decays to zero)."""
     weight_decay: float = Field(0.0, ge=0)
     """AdamW weight decay."""
     grad_clip: float = Field(1.0, ge=0)
@@ -211,6 +223,16 @@ class AlgorithmConfig(_Strict):
     """GAE lambda (PPO)."""
     critic_lr: float = Field(1e-5, gt=0)
     """PPO: learning rate of the value model (a separate DeepSpeed engine)."""
+    critic_warmup_steps: int = Field(0, ge=0)
+    """PPO: the value model's warm-up, in ``warmup_unit`` (its schedule is its own, not the policy's)."""
+    critic_lr_decay: Literal["constant", "linear", "cosine"] = "constant"
+    """PPO: the value model's decay after warm-up, to ``min_lr_ratio * critic_lr``."""
+    critic_weight_decay: float | None = Field(None, ge=0)
+    """PPO: the value model's AdamW weight decay; None: ``weight_decay``."""
+    value_loss_coef: float = Field(1.0, gt=0)
+    """PPO: weight of the (clipped) value loss, applied before the critic's gradient clip (verl and
+    OpenRLHF ``vf_coef``/``value_loss_coef``; Tulu 3 uses 0.1). The critic has its own optimizer, so this
+    scales its step only through the gradient clip and AdamW's epsilon."""
     value_clip: float | None = Field(0.2, gt=0)
     """PPO: clip of the value update around the pre-update values (None: unclipped)."""
 
@@ -259,6 +281,14 @@ class AlgorithmConfig(_Strict):
     """DAPO dynamic sampling: drop groups whose rewards are all equal, keep generating until the batch is full."""
     max_generation_batches: int = Field(10, ge=1)
     """Dynamic sampling: at most this many generation rounds per step."""
+    generation_batch_multiplier: float = Field(1.0, ge=1)
+    """Dynamic sampling: each round generates ``ceil(multiplier * prompts_per_step)`` prompts (DAPO's
+    ``gen_prompt_bsz`` 1536 for 512 training prompts is 3.0); groups with signal beyond what the step
+    needs are discarded, as in verl."""
+    when_rounds_run_out: Literal["pad", "stop"] = "pad"
+    """Dynamic sampling, when ``max_generation_batches`` rounds still leave the batch short: ``pad`` it with
+    dropped (no-signal) groups and go on (counted in ``dynamic_sampling/topped_up``), or ``stop`` the run
+    with a message (verl's DAPO recipe raises)."""
     overlong_buffer_ratio: float | None = Field(None, gt=0, lt=1)
     """DAPO soft overlong punishment over the last ``ratio * max_new_tokens`` tokens of the budget."""
     overlong_penalty_factor: float = Field(1.0, ge=0)
@@ -430,6 +460,8 @@ class EvalConfig(_Strict):
     """Samples per prompt: 1 is greedy accuracy; more also logs ``pass@k`` (k = 1, 2, 4, ..., n) and ``avg@n``."""
     temperature: float = Field(1.0, gt=0)
     """Sampling temperature when ``n`` > 1."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling when ``n`` > 1 (DAPO's and SimpleRL's validation use 0.7 / 0.95)."""
 
 
 class CheckpointConfig(_Strict):

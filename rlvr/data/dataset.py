@@ -194,7 +194,7 @@ def build_rows(
                     bad("unknown_verifier", i, str(verdicts[verifier]))
                     continue
         try:
-            text = apply_template(cfg.template, prompt, tokenizer)
+            text = apply_template(cfg.template, prompt, tokenizer, cfg.instruction)
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         except Exception as err:  # a chat template rejecting these messages, say
             bad("bad_template", i, f"{type(err).__name__}: {str(err)[:200]}")

@@ -4,7 +4,8 @@ Zero-RL trains a *base* model with a fixed template and no chat tuning, so the t
 the recipe. ``raw`` passes the prompt through (the tiny arithmetic task); ``zero`` is an
 R1-Zero-style think/answer template; ``simple`` and ``qwen_boxed`` are SimpleRL-Zoo's two templates
 (arXiv 2503.18892: "simple" for weak instruction followers, "qwen_boxed" for Qwen models); ``chat``
-applies the tokenizer's own chat template (messages or a single user turn).
+applies the tokenizer's own chat template (messages or a single user turn). ``data.instruction``, when set,
+is appended to the question first, whatever the template.
 """
 
 from __future__ import annotations
@@ -69,9 +70,22 @@ TEMPLATES: dict[str, Callable[[Prompt, Any], str]] = {
 }
 
 
-def apply_template(name: str, prompt: Prompt, tokenizer: Any) -> str:
+def apply_template(name: str, prompt: Prompt, tokenizer: Any, instruction: str | None = None) -> str:
+    """The text the policy continues: ``prompt`` with ``instruction`` appended to the question (to the last
+    user turn of chat messages), then through template ``name``."""
     try:
         fn = TEMPLATES[name]
     except KeyError:
         raise ValueError(f"unknown template {name!r}; valid: {', '.join(TEMPLATES)}") from None
-    return fn(prompt, tokenizer)
+    return fn(_with_instruction(prompt, instruction) if instruction else prompt, tokenizer)
+
+
+def _with_instruction(prompt: Prompt, instruction: str) -> Prompt:
+    if isinstance(prompt, str):
+        return prompt + instruction
+    messages = [dict(m) for m in prompt]
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last_user is None:
+        raise ValueError("data.instruction needs a user turn to append to; these messages have none")
+    messages[last_user]["content"] = messages[last_user]["content"] + instruction
+    return messages

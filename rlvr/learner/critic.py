@@ -40,7 +40,7 @@ class CriticWorker(LearnerWorker):
     def setup(self) -> dict[str, Any]:
         from transformers import AutoConfig, AutoModelForTokenClassification
 
-        from rlvr.learner.deepspeed_config import critic_config
+        from rlvr.learner.deepspeed_config import critic_config, critic_schedule
 
         cfg, load = self.cfg, self._init_rank()
         config = AutoConfig.from_pretrained(cfg.model.source, **load)
@@ -50,7 +50,7 @@ class CriticWorker(LearnerWorker):
         )
         self._batching(model)
         self.chunk_tokens = 0  # one output per token: nothing to chunk
-        self._initialize(model, critic_config(cfg, self.world_size))
+        self._initialize(model, critic_config(cfg, self.world_size), critic_schedule(cfg).builder())
         self._check_packing(self._values)
         return {"params": sum(p.numel() for p in model.parameters()), **self.ready()}
 
@@ -85,7 +85,7 @@ class CriticWorker(LearnerWorker):
         is not used: the pre-update values travel in ``rows.values``."""
         start = time.perf_counter()
         self.engine.train()
-        clip = self.cfg.algorithm.value_clip
+        clip, coef = self.cfg.algorithm.value_clip, self.cfg.algorithm.value_loss_coef
         sums = {"critic/vf_loss": 0.0, "critic/vf_clipfrac": 0.0, "critic/values": 0.0}
         chunks = self._chunks(rows)
         for k, idx in enumerate(chunks):
@@ -93,7 +93,8 @@ class CriticWorker(LearnerWorker):
             self.engine.set_gradient_accumulation_boundary(k == len(chunks) - 1)
             values = self._values(mb)
             per_token, clipped = clipped_value_loss(values, mb.values, mb.returns, mb.mask, clip)
-            loss = torch.where(mb.mask > 0, per_token, 0.0).sum() / num_tokens
+            # weighted before the gradient clip (verl's vf_coef); critic/vf_loss is logged unweighted
+            loss = coef * torch.where(mb.mask > 0, per_token, 0.0).sum() / num_tokens
             self.engine.backward(loss * self.world_size)
             if not empty:
                 sums["critic/vf_loss"] += float(torch.where(mb.mask > 0, per_token, 0.0).sum())

@@ -7,6 +7,7 @@ from typing import Any
 
 from rlvr.config.loader import deep_merge
 from rlvr.config.schema import RecipeConfig
+from rlvr.learner.schedule import Schedule
 
 
 def train_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:
@@ -33,31 +34,37 @@ def train_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:
     return deep_merge(ds, cfg.learner.deepspeed)
 
 
+def policy_schedule(cfg: RecipeConfig) -> Schedule:
+    """The policy's learning-rate schedule (``algorithm.warmup_steps``, ``warmup_unit``, ``lr_decay``,
+    ``min_lr_ratio``; `rlvr.learner.schedule`)."""
+    a = cfg.algorithm
+    return Schedule(a.warmup_steps, a.warmup_unit, a.lr_decay, a.min_lr_ratio, cfg.run.steps, a.mini_batches * a.epochs)
+
+
+def critic_schedule(cfg: RecipeConfig) -> Schedule:
+    """The value model's own schedule: ``critic_warmup_steps`` and ``critic_lr_decay`` in the same unit."""
+    a = cfg.algorithm
+    return Schedule(a.critic_warmup_steps, a.warmup_unit, a.critic_lr_decay, a.min_lr_ratio, cfg.run.steps,
+                    a.mini_batches * a.epochs)
+
+
 def warmup_scheduler(cfg: RecipeConfig) -> Callable[[Any], Any] | None:
-    """The policy's learning-rate schedule for ``deepspeed.initialize(lr_scheduler=...)``: linear warm-up over
-    ``algorithm.warmup_steps`` optimizer updates, update k using k / warmup_steps of the rate, then constant.
-    None without warm-up.
+    """The policy's schedule for ``deepspeed.initialize(lr_scheduler=...)`` (a ``LambdaLR`` stepped per
+    optimizer update); None when the rate is constant.
 
     Not DeepSpeed's own ``WarmupLR``: its schedule starts at step -1 and its linear ramp at 0, so its first
     two updates run at a learning rate of 0 and the full rate comes two updates late (measured with
     deepspeed 0.19: 0, 0, 1/4, 2/4, 3/4, 1 for four warm-up steps)."""
-    steps = cfg.algorithm.warmup_steps
-    if steps == 0:
-        return None
-
-    def build(optimizer: Any) -> Any:
-        from torch.optim.lr_scheduler import LambdaLR
-
-        return LambdaLR(optimizer, lambda done: min(1.0, (done + 1) / steps))  # done: updates taken so far
-
-    return build
+    return policy_schedule(cfg).builder()
 
 
 def critic_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:
-    """Config for PPO's value model: the policy's, at ``algorithm.critic_lr`` (the policy's warm-up
-    schedule, `warmup_scheduler`, is not passed to the critic)."""
+    """Config for PPO's value model: the policy's, at ``algorithm.critic_lr`` and ``critic_weight_decay``
+    (its schedule is `critic_schedule`, passed to ``deepspeed.initialize`` by the critic)."""
     ds = train_config(cfg, world_size)
     ds["optimizer"]["params"]["lr"] = cfg.algorithm.critic_lr
+    if cfg.algorithm.critic_weight_decay is not None:
+        ds["optimizer"]["params"]["weight_decay"] = cfg.algorithm.critic_weight_decay
     return ds
 
 

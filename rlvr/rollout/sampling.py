@@ -3,13 +3,17 @@
 Dynamic sampling (Yu et al., arXiv 2503.14476) drops groups whose rewards are all equal (no
 group-relative signal; NFT also needs the correct rate strictly inside (0, 1)) and keeps generating
 fresh prompts until ``prompts_per_step`` groups with signal are collected, at most
-``max_generation_batches`` rounds. If the rounds run out (the data is nearly all solved or all
-failed), the batch is topped up with dropped groups so training can go on, and the shortfall is
-reported in the step's metrics (``dynamic_sampling/topped_up``) and on the console.
+``max_generation_batches`` rounds of ``ceil(generation_batch_multiplier * prompts_per_step)`` prompts
+each (DAPO over-generates 3x per round; groups with signal beyond the batch are discarded, as in verl).
+If the rounds run out (the data is nearly all solved or all failed), ``when_rounds_run_out`` decides:
+``pad`` tops the batch up with dropped groups so training can go on, the shortfall reported in the
+step's metrics (``dynamic_sampling/topped_up``) and on the console; ``stop`` ends the run with
+`SignalExhausted` (what verl's DAPO recipe does).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,12 +25,17 @@ from rlvr.rollout.group import RolloutGroup
 from rlvr.verify import VerifierPool
 
 
+class SignalExhausted(RuntimeError):
+    """Dynamic sampling ran out of rounds with the batch short, and the recipe says to stop."""
+
+
 def sample_step(
     cfg: RecipeConfig, rollouts: RolloutGroup, verify: VerifierPool, prompts: PromptSampler, step: int
 ) -> tuple[RolloutBatch, dict[str, float]]:
     r, a = cfg.rollout, cfg.algorithm
     want = r.prompts_per_step
-    per_round = want * r.n
+    gen = math.ceil(a.generation_batch_multiplier * want) if a.dynamic_sampling else want
+    per_round = gen * r.n
     kept: list[RolloutBatch] = []
     dropped: list[RolloutBatch] = []
     timings: dict[str, float] = {}
@@ -34,12 +43,12 @@ def sample_step(
     while have < want and rounds < (a.max_generation_batches if a.dynamic_sampling else 1):
         # Seeds: disjoint per step and per round (each prompt gets its own range inside the worker).
         seed = cfg.run.seed * 1_000_000_007 + (step * a.max_generation_batches + rounds) * per_round
-        batch = collect(rollouts, verify, prompts.next_batch(want), r.n, r.temperature, r.top_p,
+        batch = collect(rollouts, verify, prompts.next_batch(gen), r.n, r.temperature, r.top_p,
                         r.max_new_tokens, seed=seed)
         if not a.dynamic_sampling:
             return batch, {}
         rounds += 1
-        generated += want
+        generated += gen
         for k, v in batch.timings.items():
             timings[k] = timings.get(k, 0.0) + v
         tokens += sum(batch.response_lengths)
@@ -50,6 +59,12 @@ def sample_step(
         dropped.append(batch.select_groups([k for k, ok in enumerate(signal) if not ok]))
         have += min(len(good), want - have)
     topped_up = want - have
+    if topped_up and a.when_rounds_run_out == "stop":
+        raise SignalExhausted(
+            f"step {step}: dynamic sampling found {have} of {want} groups with signal in {rounds} rounds of {gen} "
+            f"prompts (algorithm.max_generation_batches={a.max_generation_batches}); the recipe says stop "
+            "(algorithm.when_rounds_run_out=stop; 'pad' would fill the batch with groups without signal)"
+        )
     if topped_up:
         kept.append(RolloutBatch.concat(dropped).select_groups(list(range(topped_up))))
     out = RolloutBatch.concat(kept)

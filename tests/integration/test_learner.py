@@ -191,3 +191,26 @@ def test_critic_value_loss_falls_on_fixed_returns(learner: Learner, tmp_path: An
             assert abs(sum(v) / len(v) - r[0]) < abs(r[0]), (v, r)  # closer to its target than 0 is
     finally:
         critic.close()
+
+
+def test_critic_value_loss_weight_and_its_own_schedule(learner: Learner, tmp_path: Any) -> None:
+    """``value_loss_coef`` scales the critic's gradient before its clip (Tulu 3: 0.1), and the critic runs its
+    own warm-up (``critic_warmup_steps``), not the policy's: the same rows and the same seeded value head
+    give a first-update gradient norm exactly ``coef`` times the unweighted one, at half the critic lr."""
+    norms, rates = [], []
+    for extra in ([], ["algorithm.value_loss_coef=0.25", "algorithm.critic_warmup_steps=2",
+                       "algorithm.warmup_steps=5"]):
+        cfg = _cfg(str(tmp_path), "algorithm.name=ppo", "algorithm.kl_placement=none", "algorithm.kl_coef=0",
+                   "algorithm.kl_estimator=k1", "algorithm.critic_lr=1e-3", "algorithm.grad_clip=0", *extra)
+        critic = Learner(cfg, critic=True)
+        try:
+            rows = arith_rows(critic.tok)
+            rows.returns = [[1.0 if i < 4 else -1.0] * len(a) for i, a in enumerate(rows.advantages)]
+            rows.values = critic.group.compute_values(rows)
+            out = critic.group.train(rows, group_size=4)
+            norms.append(out["critic/grad_norm"])
+            rates.append(out["critic/lr"])
+        finally:
+            critic.close()
+    assert norms[1] == pytest.approx(0.25 * norms[0], rel=1e-4), norms
+    assert rates == pytest.approx([1e-3, 0.5e-3])

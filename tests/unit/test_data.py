@@ -38,6 +38,22 @@ def test_templates(tokenizer) -> None:
         apply_template("raw", [{"role": "user", "content": "hi"}], tokenizer)
 
 
+def test_an_instruction_is_appended_to_the_question_before_the_template(tmp_path: Path, tokenizer) -> None:
+    suffix = " Put the answer in \\boxed{}."
+    chat = apply_template("chat", "What is 2+2?", tokenizer, suffix)
+    assert chat == apply_template("chat", [{"role": "user", "content": "What is 2+2?" + suffix}], tokenizer)
+    turns = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    assert apply_template("chat", turns, tokenizer, "!") == apply_template("chat", turns[:2] + [
+        {"role": "user", "content": "c!"}], tokenizer)  # the last user turn, and the caller's list is untouched
+    assert turns[2]["content"] == "c"
+    assert apply_template("simple", "x?", tokenizer, " (exact)").startswith("Question:\nx? (exact)\nAnswer:")
+    with pytest.raises(ValueError, match="needs a user turn"):
+        apply_template("chat", [{"role": "system", "content": "s"}], tokenizer, "!")
+    src = DataSource(path=str(_jsonl(tmp_path / "d.jsonl", [{"prompt": "Q: 1+2=", "answer": 3}])))
+    built, _ = build_rows(src, DataConfig(train=[src], instruction=" Think."), tokenizer)
+    assert built[0].text == "Q: 1+2= Think."
+
+
 def test_build_rows_jsonl_and_parquet(tmp_path: Path, tokenizer) -> None:
     import datasets
 

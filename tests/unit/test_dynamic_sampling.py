@@ -65,6 +65,48 @@ def test_tops_up_when_rounds_run_out(cfg, monkeypatch) -> None:
     assert metrics["dynamic_sampling/topped_up"] == 1.0 and metrics["dynamic_sampling/rounds"] == 3.0
 
 
+def test_each_round_over_generates_by_the_multiplier_and_discards_the_surplus(monkeypatch) -> None:
+    # DAPO: 3x the prompts per round; half the groups have signal -> round 1 gives 6 of the 4 needed
+    cfg = load_recipe(DEFAULT_RECIPE, ["algorithm.name=dapo", "rollout.prompts_per_step=4", "rollout.n=2",
+                                       "algorithm.generation_batch_multiplier=3"])
+    asked: list[int] = []
+    fake = _fake_collect([[1.0, 0.0], [1.0, 1.0]])
+
+    def collect(rollouts, verify, prompts, n, *args, **kwargs) -> RolloutBatch:
+        asked.append(len(prompts))
+        return fake(rollouts, verify, prompts, n, *args, **kwargs)
+
+    monkeypatch.setattr(sampling, "collect", collect)
+    batch, metrics = sampling.sample_step(cfg, None, None, FakePrompts(), step=1)
+    assert asked == [12] and [p.text for p in batch.prompts] == ["Q0", "Q2", "Q4", "Q6"]
+    assert metrics["dynamic_sampling/rounds"] == 1.0 and metrics["dynamic_sampling/signal_fraction"] == 0.5
+    assert metrics["rollout/generated_tokens"] == 24.0  # all 12 prompts x 2 samples were generated
+
+
+def test_over_generation_keeps_round_seeds_disjoint(monkeypatch) -> None:
+    cfg = load_recipe(DEFAULT_RECIPE, ["algorithm.name=dapo", "rollout.prompts_per_step=4", "rollout.n=2",
+                                       "algorithm.generation_batch_multiplier=1.5",
+                                       "algorithm.max_generation_batches=3"])
+    seeds: list[int] = []
+    fake = _fake_collect([[0.0, 0.0]])  # never any signal: every round runs
+
+    def collect(rollouts, verify, prompts, n, *args, seed=None, **kwargs) -> RolloutBatch:
+        seeds.append(seed)
+        return fake(rollouts, verify, prompts, n)
+
+    monkeypatch.setattr(sampling, "collect", collect)
+    sampling.sample_step(cfg, None, None, FakePrompts(), step=2)
+    assert [b - a for a, b in zip(seeds, seeds[1:])] == [6 * 2, 6 * 2]  # ceil(1.5 * 4) prompts x n per round
+
+
+def test_stop_when_rounds_run_out_names_the_shortfall(monkeypatch) -> None:
+    cfg = load_recipe(DEFAULT_RECIPE, ["algorithm.name=dapo", "rollout.prompts_per_step=4", "rollout.n=2",
+                                       "algorithm.max_generation_batches=2", "algorithm.when_rounds_run_out=stop"])
+    monkeypatch.setattr(sampling, "collect", _fake_collect([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+    with pytest.raises(sampling.SignalExhausted, match="found 2 of 4 groups with signal in 2 rounds"):
+        sampling.sample_step(cfg, None, None, FakePrompts(), step=3)
+
+
 def test_off_means_one_round_as_generated(monkeypatch) -> None:
     cfg = load_recipe(DEFAULT_RECIPE, ["rollout.prompts_per_step=4", "rollout.n=2"])
     monkeypatch.setattr(sampling, "collect", _fake_collect([[1.0, 1.0]]))
