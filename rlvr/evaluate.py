@@ -53,14 +53,15 @@ def summarize(correct: list[list[bool]], ks: list[int]) -> dict[str, float]:
 def evaluate(
     rollouts: RolloutGroup, verify: VerifierPool, sets: dict[str, list[PromptRow]], cfg: RecipeConfig
 ) -> dict[str, float]:
-    """``eval/<set>/accuracy``, ``eval/<set>/reward/mean``, ... for each held-out set: greedy, or with
-    ``eval.n`` > 1 samples per prompt at ``eval.temperature`` and ``eval.top_p`` also ``eval/<set>/pass@k``
-    and ``avg@n`` (the same seeds at every evaluation, so the curve shows the policy, not the sampling noise)."""
+    """``eval/<set>/accuracy``, ``eval/<set>/reward/mean``, ... for each held-out set: greedy, or sampled
+    (``eval.do_sample``, by default when ``eval.n`` > 1) at ``eval.temperature`` and ``eval.top_p``, with
+    ``eval/<set>/pass@k`` and ``avg@n`` when ``n`` > 1 (the same seeds at every evaluation, so the curve shows
+    the policy, not the sampling noise)."""
     e, start = cfg.eval, time.perf_counter()
     max_tokens = e.max_new_tokens or cfg.rollout.max_new_tokens
     metrics: dict[str, float] = {}
     for name, rows in sets.items():
-        sampled = e.n > 1
+        sampled = e.n > 1 if e.do_sample is None else e.do_sample
         batch = collect(rollouts, verify, rows, n=e.n, temperature=e.temperature if sampled else 0.0,
                         top_p=e.top_p if sampled else 1.0, max_tokens=max_tokens,
                         seed=cfg.run.seed if sampled else None)
@@ -68,7 +69,7 @@ def evaluate(
         for key in ("accuracy", "reward/mean", "response_length/mean", "response_length/clip_ratio"):
             metrics[f"eval/{name}/{key}"] = m[key]
         metrics[f"eval/{name}/n"] = float(len(rows))
-        if sampled:
+        if e.n > 1:
             metrics.update({f"eval/{name}/{k}": v
                             for k, v in summarize(verdicts(batch.results, e.n), default_ks(e.n)).items()})
     metrics["time/eval_s"] = time.perf_counter() - start

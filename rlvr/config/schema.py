@@ -194,9 +194,11 @@ class AlgorithmConfig(_Strict):
     """AdamW learning rate."""
     warmup_steps: int = Field(0, ge=0)
     """Linear learning-rate warm-up, in ``warmup_unit``: the k-th unit (1-based) uses k / warmup_steps of ``lr``."""
-    warmup_unit: Literal["updates", "steps"] = "updates"
+    warmup_unit: Literal["updates", "steps", "verl_steps"] = "updates"
     """What ``warmup_steps`` and the decay count: optimizer ``updates``, or training ``steps`` (one rollout
-    batch, ``mini_batches * epochs`` updates; verl and OpenRLHF step their schedulers per training step)."""
+    batch, ``mini_batches * epochs`` updates; verl and OpenRLHF step their schedulers per training step), or
+    ``verl_steps``: training steps with verl's indexing, whose first step runs at a rate of 0 (warm-up t / W
+    from t = 0; with the constant schedule even without warm-up), to reproduce a verl run exactly."""
     lr_decay: Literal["constant", "linear", "cosine"] = "constant"
     """After warm-up: constant, or linear / cosine decay to ``min_lr_ratio * lr`` at the end of ``run.steps``
     (``rlvr.learner.schedule``)."""
@@ -458,10 +460,19 @@ class EvalConfig(_Strict):
     """Response budget for evaluation (defaults to ``rollout.max_new_tokens``)."""
     n: int = Field(1, ge=1)
     """Samples per prompt: 1 is greedy accuracy; more also logs ``pass@k`` (k = 1, 2, 4, ..., n) and ``avg@n``."""
+    do_sample: bool | None = None
+    """Sample at ``temperature``/``top_p`` (True) or decode greedily (False); None: sample when ``n`` > 1.
+    True with ``n: 1`` on a set that repeats each problem k times is verl's avg@k (DAPO's AIME eval)."""
     temperature: float = Field(1.0, gt=0)
-    """Sampling temperature when ``n`` > 1."""
+    """Sampling temperature when sampling."""
     top_p: float = Field(1.0, gt=0, le=1)
-    """Nucleus sampling when ``n`` > 1 (DAPO's and SimpleRL's validation use 0.7 / 0.95)."""
+    """Nucleus sampling when sampling (DAPO's validation uses 0.7, SimpleRL-Zoo's paper evaluation 0.95)."""
+
+    @model_validator(mode="after")
+    def _greedy_is_one_sample(self) -> EvalConfig:
+        if self.do_sample is False and self.n > 1:
+            raise ValueError(f"eval.do_sample=false decodes greedily: n={self.n} samples would all be the same")
+        return self
 
 
 class CheckpointConfig(_Strict):

@@ -66,3 +66,38 @@ def test_model_argument_resolves_checkpoints_and_runs(tmp_path) -> None:
     assert hf == latest / "hf" and recipe is not None and recipe.reward.verifier == "exact_int"
     with pytest.raises(EvalError, match="not a Hugging Face model directory"):
         resolve_model(str(tmp_path / "nothing"))
+
+
+def test_eval_sampling_settings_reach_the_engines(monkeypatch) -> None:
+    """eval.do_sample with n=1 samples at eval.temperature / eval.top_p (verl's avg@k on a k-times repeated
+    set); by default one sample is greedy and several are sampled; greedy with several samples is refused."""
+    from rlvr import evaluate as ev
+    from rlvr.config import load_recipe
+    from rlvr.config.loader import RecipeError
+    from rlvr.data.dataset import PromptRow
+    from rlvr.rollout.batch import RolloutBatch
+    from rlvr.verify import VerifyResult
+    from tests.conftest import DEFAULT_RECIPE
+
+    calls = []
+
+    def collect(rollouts, verify, rows, n, temperature, top_p, max_tokens, seed):
+        calls.append((n, temperature, top_p, seed))
+        samples = [{"token_ids": [5], "logprobs": [-0.1], "finish_reason": "stop", "text": "x"}] * (len(rows) * n)
+        results = [VerifyResult(1.0, True, {})] * (len(rows) * n)
+        return RolloutBatch(list(rows), samples, results, n, {"generate": 1.0, "verify": 0.5})
+
+    monkeypatch.setattr(ev, "collect", collect)
+    rows = {"aime": [PromptRow("Q", [1], "1", None, "aime")]}
+    for overrides, expected, has_passk in (
+        ([], (1, 0.0, 1.0, None), False),
+        (["eval.do_sample=true", "eval.temperature=1.0", "eval.top_p=0.7"], (1, 1.0, 0.7, 0), False),
+        (["eval.n=4", "eval.top_p=0.95"], (4, 1.0, 0.95, 0), True),
+    ):
+        calls.clear()
+        cfg = load_recipe(DEFAULT_RECIPE, ["run.seed=0", *overrides])
+        metrics = ev.evaluate(None, None, rows, cfg)
+        assert calls == [expected], overrides
+        assert ("eval/aime/pass@1" in metrics) is has_passk
+    with pytest.raises(RecipeError, match="decodes greedily"):
+        load_recipe(DEFAULT_RECIPE, ["eval.do_sample=false", "eval.n=4"])

@@ -27,6 +27,19 @@ def test_warmup_in_training_steps_counts_every_update_of_a_step_alike() -> None:
     assert s.factor(16) == 0.2 and s.factor(159) == 1.0 and s.factor(160) == 1.0
 
 
+def test_verl_steps_reproduce_verls_first_step_at_zero() -> None:
+    # DAPO's script: lr_warmup_steps=10, stepped after each training step of 16 updates
+    s = Schedule(warmup=10, unit="verl_steps", decay="constant", min_ratio=0.0, total_steps=100, updates_per_step=16)
+    assert [s.factor(16 * t) for t in (0, 1, 9, 10, 11)] == [0.0, 0.1, 0.9, 1.0, 1.0]
+    assert s.factor(15) == 0.0  # the whole first step
+    # SimpleRL-Zoo: no warm-up, yet verl's constant schedule gives its first step a rate of 0
+    flat = Schedule(warmup=0, unit="verl_steps", decay="constant", min_ratio=0.0, total_steps=10, updates_per_step=4)
+    assert [flat.factor(u) for u in (0, 3, 4)] == [0.0, 0.0, 1.0] and flat.builder() is not None
+    # verl's cosine schedule has no such step: without warm-up it starts at the full rate
+    cos = Schedule(warmup=0, unit="verl_steps", decay="cosine", min_ratio=0.0, total_steps=10, updates_per_step=1)
+    assert cos.factor(0) == 1.0 and cos.factor(5) == pytest.approx(0.5)
+
+
 def test_linear_decay_to_the_floor_over_the_run() -> None:
     # Tulu 3's PPO: linear from the peak to 0 over the run; here with a floor of 0.1 and 2 warm-up steps
     s = Schedule(warmup=2, unit="steps", decay="linear", min_ratio=0.1, total_steps=12, updates_per_step=1)

@@ -235,6 +235,27 @@ def test_math_numbers_compare_with_a_relative_tolerance(answer: str, truth: str,
     assert MathVerifier().score(_sample(f"\\boxed{{{answer}}}", truth)).correct is correct
 
 
+@pytest.mark.parametrize(
+    ("response", "truth", "correct", "source"),
+    [  # SimpleRL-Zoo's reward on these (its Qwen toolkit extraction): last box wins, else the last number
+        ("So the answer is \\boxed{5}.", "5", True, "boxed"),
+        ("We get 3, then 7, and finally 12", "12", True, "last_number"),
+        ("\\boxed{3} ... actually \\boxed{4}", "4", True, "boxed"),
+        ("\\boxed{3} ... actually \\boxed{4}", "3", False, "boxed"),
+        ("x = 1,000", "1000", True, "last_number"),
+        ("The total is 2 - 5 = -3", "-3", True, "last_number"),
+        ("No digits here", "1", False, None),
+    ],
+)
+def test_math_simplerl_mode_falls_back_to_the_last_number(
+        response: str, truth: str, correct: bool, source: str | None) -> None:
+    verifier = MathVerifier(fallback="last_number", multiple_boxed="last", truncated="score")
+    result = verifier.score(_sample(response, truth, finish_reason="length"))  # truncated: graded all the same
+    assert (result.correct, result.details["source"]) == (correct, source), result.details
+    with pytest.raises(ValueError, match="pick one"):
+        MathVerifier(fallback="last_number", allow_unanchored=True)
+
+
 def test_math_extraction_is_linear_in_the_response_length() -> None:
     """Unclosed boxes were scanned from each opening to the end: 50 KB took ~25 s."""
     timings = []

@@ -36,6 +36,8 @@ _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _MAX_NORMALIZED_CHARS = 4000
 _MAX_EXPONENT = 10_000
 _MAX_DEPTH = 40
+_NUMBER = re.compile(r"-?\d*\.?\d+")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _PERCENT = re.compile(r"(.+?)\s*\\%")
 _GOLD_LETTER = re.compile(r"^\(?([A-E])\)?$")
 
@@ -47,7 +49,8 @@ class MathVerifier:
     ``\\boxed{}``/``\\fbox{}``, GSM8K's ``#### X`` and "The (final) answer is X" / "Answer: X" (also in
     a few other languages). With ``allow_unanchored=True`` (off by default: on base models it rewards
     numbers that happen to appear in the working) math_verify's own last-expression heuristics are the
-    final fallback.
+    final fallback; with ``fallback="last_number"`` the last number in the response is (SimpleRL-Zoo's
+    reward, via Qwen's math evaluation toolkit).
 
     Rules, each chosen so that a policy cannot raise its reward without raising its accuracy:
 
@@ -79,7 +82,7 @@ class MathVerifier:
     compared as text; an empty one raises ValueError, as a data bug.
 
     details: ``extracted`` (answer text or None), ``source`` ("answer_tag", "boxed", "hashes",
-    "answer_is", "unanchored") and ``reason`` ("ok", "mismatch", "no_answer", "unparsable",
+    "answer_is", "unanchored", "last_number") and ``reason`` ("ok", "mismatch", "no_answer", "unparsable",
     "truncated", "multiple_answers", "too_many_boxes", "answer_too_long", "response_too_long",
     "unfinished_thinking", "too_complex": an exponent tower, an exponent over 10,000 or brackets nested
     over 40 deep, which would stall sympy or the LaTeX parser).
@@ -98,7 +101,12 @@ class MathVerifier:
         max_answer_chars: int = 1000,
         max_boxes: int = 10,
         max_response_chars: int = 200_000,
+        fallback: Literal["none", "last_number"] = "none",
     ) -> None:
+        if fallback not in ("none", "last_number"):
+            raise ValueError(f"fallback must be 'none' or 'last_number', got {fallback!r}")
+        if fallback != "none" and allow_unanchored:
+            raise ValueError("fallback='last_number' and allow_unanchored=True are two fallbacks; pick one")
         if multiple_boxed not in ("last", "reject"):
             raise ValueError(f"multiple_boxed must be 'reject' or 'last', got {multiple_boxed!r}")
         if truncated not in ("wrong", "score"):
@@ -116,6 +124,7 @@ class MathVerifier:
         self.max_answer_chars = max_answer_chars
         self.max_boxes = max_boxes
         self.max_response_chars = max_response_chars
+        self.fallback = fallback
 
     def score(self, sample: VerifySample) -> VerifyResult:
         timeout = _SOFT_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
@@ -125,7 +134,8 @@ class MathVerifier:
         text = strip_thinking(sample.response) if self.strip_thinking else sample.response
         if text is None:
             return self._result(False, extracted=None, source=None, reason="unfinished_thinking")
-        found = find_answer(cut_continuation(text))
+        text = cut_continuation(text)
+        found = find_answer(text)
         answer, source = found.text, found.source
         if sample.finish_reason == "length" and self.truncated == "wrong":
             return self._result(False, extracted=_clip(answer), source=source, reason="truncated")
@@ -143,6 +153,9 @@ class MathVerifier:
             if _depth(answer) > _MAX_DEPTH:
                 return self._result(False, extracted=_clip(answer), source=source, reason="too_complex")
             readings = _readings(choice_value(answer) or answer, timeout)
+        elif self.fallback == "last_number" and (number := _last_number(text)) is not None:
+            answer, source = number, "last_number"
+            readings = _readings(answer, timeout)
         elif self.allow_unanchored:
             readings, source = [parse(sample.response, parsing_timeout=timeout)], "unanchored"
             answer = next((p for p in readings[0] if isinstance(p, str)), None)
@@ -276,6 +289,13 @@ def _too_big(parsed: list[Any]) -> bool:
             if not exp.is_Number and any(p.exp.is_Integer and p.exp > 1 for p in exp.atoms(sympy.Pow)):
                 return True
     return False
+
+
+def _last_number(text: str) -> str | None:
+    """The last number in ``text`` (thousands commas dropped first), as Qwen's math evaluation toolkit
+    falls back to it (SimpleRL-Zoo's reward): "we get 3, then 7, and finally 12" gives 12."""
+    found = _NUMBER.findall(_THOUSANDS.sub("", text))
+    return found[-1] if found else None
 
 
 def _depth(text: str) -> int:
