@@ -1,7 +1,7 @@
 """The ``rlvr`` command line.
 
     rlvr train RECIPE.yaml [dotted.key=value ...]   run a recipe
-    rlvr validate RECIPE.yaml [RECIPE.yaml ...]     check recipes without starting anything
+    rlvr validate RECIPE.yaml [RECIPE.yaml ...]     check recipes without starting anything (--provenance: audit)
     rlvr verify --verifier NAME --data FILE.jsonl   audit a verifier against labelled completions
     rlvr eval MODEL_OR_CHECKPOINT --data FILE       pass@k / avg@n / greedy accuracy through vLLM
     rlvr samples RUN_DIR                            show a run's logged generations
@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("recipes", nargs="+", help="recipe YAML files")
     v.add_argument("--plan", action="store_true",
                    help="also print each recipe's worker layout for its resources.gpus_per_node (no cluster needed)")
+    v.add_argument("--provenance", action="store_true",
+                   help="also print every field the recipe or its algorithm preset sets, with its source from the "
+                        "recipe's provenance: mapping, and the fields without one")
 
     a = sub.add_parser(
         "verify", help="audit a verifier against labelled completions",
@@ -227,8 +230,9 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate(paths: list[str], plan: bool = False) -> int:
+def _validate(paths: list[str], plan: bool = False, provenance: bool = False) -> int:
     from rlvr.config import RecipeError, load_recipe
+    from rlvr.config.provenance import audit, format_audit
     from rlvr.placement import ResourceError, plan_layout
 
     failed = 0
@@ -236,6 +240,8 @@ def _validate(paths: list[str], plan: bool = False) -> int:
         try:
             cfg = load_recipe(path)
             print(f"ok    {path}")
+            if provenance:
+                print(format_audit(path, audit(path)[1]))
             if plan:
                 layout = plan_layout(cfg, cfg.algorithm.advantage == "gae", cfg.resources.gpus_per_node or 0)
                 print(f"      {layout.summary}")
@@ -298,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "validate":
-        return _validate(args.recipes, args.plan)
+        return _validate(args.recipes, args.plan, args.provenance)
     if args.command == "verify":
         return _verify(args)
     if args.command == "eval":

@@ -559,6 +559,17 @@ class RecipeConfig(_Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    provenance: dict[str, str] = Field(default_factory=dict)
+    """Where the recipe's values come from: field path (``algorithm.lr``) or section (``learner``) -> source
+    (repository, file and line, or paper section). Read by ``rlvr validate --provenance``; changes nothing."""
+
+    @field_validator("provenance")
+    @classmethod
+    def _known_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        from rlvr.config.provenance import check_paths
+
+        check_paths(v)
+        return v
 
     @field_validator("data")
     @classmethod
