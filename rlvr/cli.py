@@ -276,12 +276,13 @@ def _train(args: argparse.Namespace) -> int:
     from rlvr.tracking import OutputError
     from rlvr.trainer import train
     from rlvr.verify import VerifierInitError, VerifierPoolError
+    from rlvr.weight_sync import WeightSyncError
 
     try:
         with preemptible():
             run_dir = train(cfg, args.resume)
     except (WorkerError, ResourceError, CheckpointError, OutputError, TrainingDiverged, LoggerError,
-            VerifierPoolError, SignalExhausted) as err:
+            VerifierPoolError, SignalExhausted, WeightSyncError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except (DataError, VerifierInitError) as err:  # a verifier that cannot be built: fixed in the recipe

@@ -81,10 +81,13 @@ METRICS: list[tuple[str, str, str]] = [
     ("sync/bytes", "every step", "bytes sent to each engine by the weight sync"),
     ("sync/buckets", "every step", "buckets the weights were sent in"),
     ("sync/freed_bytes", "GPU sleep mode", "GPU memory the engines released when put to sleep"),
+    ("sync/logprob_max_abs_diff", "every step (rollout.sync_probe)", "largest |engine - learner| log-prob over the "
+     "probe's fixed sequences after the sync, over every engine; over the threshold the run stops"),
     # time and throughput
     ("time/step_s", "every step", "wall time of the whole step"),
     ("time/<name>_s", "every step", "wall time of one phase: generate, verify (left after generation), "
-     "reference, old_logprobs, values, advantage, update, critic_update, sync, sleep, wake; eval (eval rows); "
+     "reference, old_logprobs, values, advantage, update, critic_update, sync, sync_probe, sleep, wake; eval "
+     "(eval rows); "
      "engine_idle (step time no engine was generating), learner_wait (asynchronous: waiting for the step's "
      "batch), sync_wait (asynchronous: waiting for the engines before the weight sync)"),
     ("throughput/generate_tokens_per_s", "every step", "response tokens generated per second of generation"),

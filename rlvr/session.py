@@ -85,6 +85,7 @@ class Session(Started):
 
     def _start(self) -> None:
         from rlvr.algorithms import get_algorithm
+        from rlvr.sync_probe import SyncProbe
         from rlvr.weight_sync import WeightSync
 
         cfg, t0 = self.cfg, time.perf_counter()
@@ -102,7 +103,8 @@ class Session(Started):
         check_async_layout(cfg, engines.placement.layout.gpus)  # before the learners start
         info = self._start_learners(engines)
         placed = engines.wait_ready()
-        self.sync = WeightSync(self.learners, self.rollouts, log=self.log.info)
+        probe = SyncProbe.build(cfg.rollout.sync_probe, cfg.model.dtype, [r.token_ids for r in self.prompts.rows])
+        self.sync = WeightSync(self.learners, self.rollouts, log=self.log.info, probe=probe)
         self.log.info(f"weight sync: {self.sync.describe()}")
         chunk = cfg.learner.logprob_chunk_tokens
         self.log.info(f"learner micro-batches: {info['batching']}; log-probs "

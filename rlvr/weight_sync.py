@@ -20,7 +20,9 @@ Every transfer is checked: the engines report the parameters it did not write
 (`rlvr.rollout.load_check`). Those keep their loaded values while an engine is awake, but level 2
 discards them. So with sleep on, a first transfer at set-up (before any sleep) finds them, and a model
 that has any sleeps at level 1 (weights kept in CPU memory) unless vLLM preserves them
-(``rollout.vllm.sleep_preserve_parameter_names``); one found later under level 2 stops the run.
+(``rollout.vllm.sleep_preserve_parameter_names``); one found later under level 2 stops the run. And every
+sync is verified end to end by the probe (`rlvr.sync_probe`): the engines' log-probs of a few fixed
+sequences must equal the learner's.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rlvr.learner.group import LearnerGroup
 from rlvr.placement import ResourceError
 from rlvr.remote import wait
 from rlvr.rollout.group import RolloutGroup
 from rlvr.rollout.worker import SLEEP_LEVEL
+
+if TYPE_CHECKING:
+    from rlvr.sync_probe import SyncProbe
 
 
 def _layer_of(name: str) -> str | None:
@@ -119,8 +125,8 @@ class WeightSync:
     says how, once, for the run log (``log`` gets the one-time notes on parameters the sync does not write)."""
 
     def __init__(self, learners: LearnerGroup, rollouts: RolloutGroup, bucket_bytes: int = 256 << 20,
-                 log: Callable[[str], None] | None = None) -> None:
-        self.learners, self.rollouts = learners, rollouts
+                 log: Callable[[str], None] | None = None, probe: SyncProbe | None = None) -> None:
+        self.learners, self.rollouts, self.probe = learners, rollouts, probe
         self.log = log or (lambda message: None)
         self.dtype = learners.cfg.model.dtype  # what the engines run, whatever the learner's master dtype
         self.bucket_bytes = bucket_bytes
@@ -154,12 +160,15 @@ class WeightSync:
             "ipc": "vLLM CUDA IPC weight transfer from the learner rank on each engine's GPU",
         }[self.path]
         sleep = f"; engines sleep (level {self.sleep_level}) between rollouts" if self.sleep else ""
+        probe = f"; {self.probe.describe()}" if self.probe is not None else "; no sync probe"
         return (f"{self.path} ({how}), {len(self.buckets)} bucket(s) of <= {self.bucket_bytes / 2**20:.0f} MiB "
-                f"at {self.dtype}{sleep}")
+                f"at {self.dtype}{sleep}{probe}")
 
     def __call__(self, version: int) -> dict[str, float]:
         """Send the learners' weights to every engine. ``time/sync_s`` is the transfer alone; when
-        the engines sleep, ``time/sleep_s`` / ``time/wake_s`` / ``sync/freed_bytes`` come along."""
+        the engines sleep, ``time/sleep_s`` / ``time/wake_s`` / ``sync/freed_bytes`` come along; with a
+        probe, ``sync/logprob_max_abs_diff`` and ``time/sync_probe_s`` (and a `WeightSyncError` when an
+        engine's log-probs left the learner's)."""
         metrics, self._pending = self._pending, {}
         woke = self._asleep
         if woke:
@@ -170,6 +179,8 @@ class WeightSync:
         if woke:
             self._wake(["kv_cache"], metrics)
         self.version = version
+        if self.probe is not None:
+            metrics.update(self.probe.check(self.learners, self.rollouts, version))
         return {"sync/bytes": nbytes, "sync/buckets": float(len(self.buckets)), "time/sync_s": sync_s, **metrics}
 
     def before_rollout(self) -> None:

@@ -116,6 +116,23 @@ class DataConfig(_Strict):
     ``drop`` skips them and logs counts per reason; ``error`` stops before training at the first one."""
 
 
+class SyncProbeConfig(_Strict):
+    """After every weight sync, the engines' log-probs of a few fixed sequences are compared with the
+    learner's (`rlvr.sync_probe`): an engine that did not get the new weights (a skipped bucket, a stale
+    prefix cache, an adapter never loaded) stops the run instead of sampling an old policy unseen."""
+
+    enabled: bool = True
+    """Probe every sync (``sync/logprob_max_abs_diff``, ``time/sync_probe_s``); false: no probe."""
+    sequences: int = Field(4, ge=1)
+    """How many fixed sequences: the first training prompts, in data order."""
+    tokens: int = Field(32, ge=1)
+    """Positions compared per sequence: the prompt's last ``tokens`` tokens (each given all before it)."""
+    max_abs_diff: float | None = Field(None, gt=0)
+    """Largest allowed |engine - learner| log-prob on any probed token; None: 1e-3 for float32 models (the
+    two sides agree to ~1e-5 there) and 1.0 for bf16/fp16, whose kernels differ by tenths of a nat while a
+    missed sync of a layer moves log-probs by whole nats."""
+
+
 class RolloutConfig(_Strict):
     num_engines: int = Field(1, ge=1)
     """Number of vLLM engines (Ray actors)."""
@@ -152,6 +169,8 @@ class RolloutConfig(_Strict):
     (weights and KV cache) while they train; the weight sync wakes the engines. ``auto``: on when
     colocated on GPU. ``on`` without CUDA makes the engines refuse to start."""
 
+    sync_probe: SyncProbeConfig = Field(default_factory=SyncProbeConfig)
+    """The check after every weight sync (see `SyncProbeConfig`)."""
     max_staleness: int = Field(0, ge=0)
     """Asynchronous RL: how many policy versions a training sample may lag behind the learner it trains
     (``rlvr.rollout.producer``). 0: the synchronous loop (generate, verify, train, sync, in turn). 1:

@@ -22,7 +22,8 @@ from rlvr.learner.group import LearnerGroup
 from rlvr.placement import Placement
 from rlvr.remote import init_ray
 from rlvr.rollout.group import RolloutGroup
-from rlvr.weight_sync import WeightSync
+from rlvr.sync_probe import SyncProbe
+from rlvr.weight_sync import WeightSync, WeightSyncError
 from tests.conftest import DEFAULT_RECIPE, tied_tiny_model
 
 TOL = 1e-4
@@ -125,3 +126,30 @@ def test_an_update_that_misses_a_layer_is_named(engines) -> None:
     assert "model.layers.1.self_attn.qkv_proj.weight" in missing  # vLLM's names (q/k/v stacked)
     rollouts.update_weights(learners.export_weights(names, dtype="float32"), version=None)
     assert rollouts.unloaded()[0]["names"] == []
+
+
+def test_the_probe_proves_every_sync_and_stops_a_broken_one(engines) -> None:
+    """rollout.sync_probe: after a sync the engine scores the probe sequences as the learner does (logged);
+    a sync broken on purpose (the buckets lose layer 1 after an update) is caught, naming the engine."""
+    cfg, learners, rollouts = engines
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(cfg.model.path)
+    prompts = [tok(q)["input_ids"] for q in ("Q: 12+34=", "Q: 57+68=", "Q: 9+90=")]
+    probe = SyncProbe.build(cfg.rollout.sync_probe, "float32", prompts)
+    assert probe is not None and probe.threshold == 1e-3
+    sync = WeightSync(learners, rollouts, probe=probe)
+    assert "no sync probe" not in sync.describe() and "3 fixed sequence(s)" in sync.describe()
+    stats = sync(version=10)
+    assert stats["sync/logprob_max_abs_diff"] < TOL and stats["time/sync_probe_s"] > 0
+
+    ids = [p + tok(a)["input_ids"] + [tok.eos_token_id] for p, a in zip(prompts, ("46", "125", "99"))]
+    rows = TrainRows(input_ids=ids[:2], prompt_lens=[len(p) for p in prompts[:2]],
+                     advantages=[[1.0] * (len(i) - len(p)) for i, p in zip(ids[:2], prompts[:2])])
+    learners.train(rows, group_size=2)
+    whole = sync.buckets
+    sync.buckets = [[n for n in bucket if not n.startswith("model.layers.1.")] for bucket in whole]
+    with pytest.raises(WeightSyncError, match=r"rollout engine 0 \(max \|diff\| .*\) scored the probe sequences"):
+        sync(version=11)
+    sync.buckets = whole  # the full sync puts the engine back on the learner's policy
+    assert sync(version=12)["sync/logprob_max_abs_diff"] < TOL
