@@ -47,6 +47,10 @@ CASES = [
     ("math", "\\boxed{0.\\overline{" + "9" * 900 + "}}", "2"),
     ("math", "\\boxed{x}" * 9 + "\\boxed{" + "{" * 5000 + "}" * 5000 + "}", "3"),
     ("math", "<|im_start|>" * 20_000 + "\\boxed{3}", "3"),
+    # bombs in an earlier box: the hedge check compares boxes, and must not evaluate or parse them whole
+    ("math", "\\boxed{10^{10^{10}}} then \\boxed{3}", "3"),
+    ("math", "\\boxed{3.1e99999999} then \\boxed{3}", "3"),
+    ("math", "\\boxed{" + "(" * 200 + "1" + ")" * 200 + "} then \\boxed{3}", "3"),
     ("gsm8k", "1" * 1_000_000, "3"),
     ("gsm8k", "#### " + "9," * 300_000, "3"),
     ("regex", "a" * 40 + "b", "(a+)+$"),
@@ -73,7 +77,7 @@ def test_adversarial_inputs_fail_within_the_deadline(pool: VerifierPool) -> None
         assert result.details["elapsed_ms"] < (DEADLINE_S + 1.0) * 1000, (name, response[:60], result.details)
     reasons = [r.details["reason"] for r, (name, _, _) in zip(results, CASES) if name == "math"]
     # the math verifier refuses towers, deep nesting and floods by their shape, without a worker restart
-    assert "timeout" not in reasons and reasons.count("too_complex") >= 8, reasons
+    assert "timeout" not in reasons and reasons.count("too_complex") >= 11, reasons
     # 2 workers, at most one deadline (plus a worker restart) per case: a bound, not a benchmark
     assert elapsed < len(CASES) * (DEADLINE_S + 1.0) / 2 + 10
 

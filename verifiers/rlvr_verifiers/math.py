@@ -143,15 +143,15 @@ class MathVerifier:
             return self._result(False, extracted=_clip(answer), source=source, reason="too_many_boxes")
         if any(len(a) > self.max_answer_chars for a in (answer or "", *found.boxes)):
             return self._result(False, extracted=_clip(answer), source=source, reason="answer_too_long")
-        if self.multiple_boxed == "reject" and self._hedged(found.boxes, timeout):
-            return self._result(False, extracted=answer, source=source, reason="multiple_answers")
+        if any(_depth(a) > _MAX_DEPTH for a in (answer or "", *found.boxes)):
+            return self._result(False, extracted=_clip(answer), source=source, reason="too_complex")
+        if self.multiple_boxed == "reject" and (hedge := self._hedged(found.boxes, timeout)):
+            return self._result(False, extracted=_clip(answer), source=source, reason=hedge)
         if answer is not None:
             if gold.letter is not None:
                 letter = choice_letter(answer)
                 correct = letter == gold.letter
                 return self._result(correct, extracted=answer, source=source, reason="ok" if correct else "mismatch")
-            if _depth(answer) > _MAX_DEPTH:
-                return self._result(False, extracted=_clip(answer), source=source, reason="too_complex")
             readings = _readings(choice_value(answer) or answer, timeout)
         elif self.fallback == "last_number" and (number := _last_number(text)) is not None:
             answer, source = number, "last_number"
@@ -172,21 +172,23 @@ class MathVerifier:
             correct = any(_equal(g, r, timeout) for g in gold.readings for r in readings if r)
         return self._result(correct, extracted=answer, source=source, reason="ok" if correct else "mismatch")
 
-    def _hedged(self, boxes: tuple[str, ...], timeout: int | None) -> bool:
-        """Do the boxes hold more than one value? (Equal strings cost nothing; different strings are
-        compared as math: "\\frac{1}{2}" and "0.5" are one answer.)"""
-        distinct = list(dict.fromkeys(_as_text(b) for b in boxes if b.strip()))
-        if len(distinct) < 2:
-            return False
+    def _hedged(self, boxes: tuple[str, ...], timeout: int | None) -> str | None:
+        """"multiple_answers" when the boxes hold more than one value, "too_complex" when one of them is
+        an exponent tower (never evaluated), else None. Equal strings cost nothing; different strings are
+        compared as math: "\\frac{1}{2}" and "0.5" are one answer."""
         texts = [b for b in boxes if b.strip()]
+        if len(set(_as_text(b) for b in texts)) < 2:
+            return None
         last = _parse_answer(texts[-1], timeout)
         for other in texts[:-1]:
             if _as_text(other) == _as_text(texts[-1]):
                 continue
             parsed = _parse_answer(other, timeout)
+            if _too_big(parsed) or _too_big(last):
+                return "too_complex"
             if not (last and parsed and _equal(last, parsed, timeout)):
-                return True
-        return False
+                return "multiple_answers"
+        return None
 
     def _result(self, correct: bool, **details: Any) -> VerifyResult:
         return VerifyResult(self.reward_correct if correct else self.reward_wrong, correct, details)
@@ -270,7 +272,9 @@ def _number(parsed: list[Any]) -> sympy.Expr | None:
     if not parsed or not isinstance(parsed[0], sympy.Expr):
         return None
     expr, text = parsed[0], next((p for p in parsed if isinstance(p, str)), "")
-    if "%" in text or not expr.is_number or expr.has(sympy.oo, sympy.zoo, sympy.nan) or sympy.count_ops(expr) > 30:
+    if "%" in text or _too_big(parsed) or not expr.is_number:
+        return None
+    if expr.has(sympy.oo, sympy.zoo, sympy.nan) or sympy.count_ops(expr) > 30:
         return None
     value = expr.evalf(30)
     return expr if value.is_real and value.is_finite else None
