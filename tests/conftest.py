@@ -63,6 +63,27 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                                     "GPU machine (pytest tests/gpu)", yellow=True)
 
 
+def build_twice(build: Callable[[Path], Any], folder: Path, files: tuple[str, ...]) -> dict[str, Any]:
+    """Run a tiny-model builder into ``folder/a`` and ``folder/b`` (restoring torch's thread count, which the
+    builders set) and assert the two models are identical: weights bit for bit and ``files`` byte for byte.
+    Returns build a's weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    threads = torch.get_num_threads()
+    try:
+        for name in ("a", "b"):
+            build(folder / name)
+    finally:
+        torch.set_num_threads(threads)
+    wa = load_file(str(folder / "a" / "model" / "model.safetensors"))
+    wb = load_file(str(folder / "b" / "model" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    for f in files:
+        assert (folder / "a" / "model" / f).read_bytes() == (folder / "b" / "model" / f).read_bytes(), f
+    return wa
+
+
 def first_train_rows(folder: Path, k: int) -> Path:
     """A ``.jsonl`` in ``folder`` with the tiny task's first ``k`` training rows (a small data set whose
     epochs turn over within a few steps)."""

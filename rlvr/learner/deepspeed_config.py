@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from rlvr.config.loader import deep_merge
 from rlvr.config.schema import RecipeConfig
@@ -37,15 +37,17 @@ def train_config(cfg: RecipeConfig, world_size: int) -> dict[str, Any]:
 def policy_schedule(cfg: RecipeConfig) -> Schedule:
     """The policy's learning-rate schedule (``algorithm.warmup_steps``, ``warmup_unit``, ``lr_decay``,
     ``min_lr_ratio``; `rlvr.learner.schedule`)."""
-    a = cfg.algorithm
-    return Schedule(a.warmup_steps, a.warmup_unit, a.lr_decay, a.min_lr_ratio, cfg.run.steps, a.mini_batches * a.epochs)
+    return _schedule(cfg, cfg.algorithm.warmup_steps, cfg.algorithm.lr_decay)
 
 
 def critic_schedule(cfg: RecipeConfig) -> Schedule:
     """The value model's own schedule: ``critic_warmup_steps`` and ``critic_lr_decay`` in the same unit."""
+    return _schedule(cfg, cfg.algorithm.critic_warmup_steps, cfg.algorithm.critic_lr_decay)
+
+
+def _schedule(cfg: RecipeConfig, warmup: int, decay: Literal["constant", "linear", "cosine"]) -> Schedule:
     a = cfg.algorithm
-    return Schedule(a.critic_warmup_steps, a.warmup_unit, a.critic_lr_decay, a.min_lr_ratio, cfg.run.steps,
-                    a.mini_batches * a.epochs)
+    return Schedule(warmup, a.warmup_unit, decay, a.min_lr_ratio, cfg.run.steps, a.mini_batches * a.epochs)
 
 
 def warmup_scheduler(cfg: RecipeConfig) -> Callable[[Any], Any] | None:

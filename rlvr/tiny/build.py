@@ -40,6 +40,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import GenerationConfig, PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM
@@ -287,11 +288,12 @@ def evaluate_hf(
     return score(pairs, greedy, samples, hf_answer_probs(model, tok, pairs))
 
 
-def check_vllm(out_dir: Path) -> dict[str, float]:
-    """Run :mod:`rlvr.tiny.check_vllm` in a subprocess (vLLM wants its env vars before import)."""
+def check_vllm(out_dir: Path, task_name: str = "arith") -> dict[str, Any]:
+    """Run :mod:`rlvr.tiny.check_vllm` on ``out_dir`` (``--task arith`` or ``cot``) in a subprocess (vLLM wants
+    its env vars before import)."""
     env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="0", VLLM_CPU_KVCACHE_SPACE="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "rlvr.tiny.check_vllm", str(out_dir), "--json"],
+        [sys.executable, "-m", "rlvr.tiny.check_vllm", str(out_dir), "--task", task_name, "--json"],
         env=env,
         check=True,
         stdout=subprocess.PIPE,
@@ -354,9 +356,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     t0 = time.time()
     info = build(args.out, args.steps, args.seed, args.batch_size, args.lr, evaluate=not args.no_eval)
-    if args.check_vllm:
-        info["heldout_vllm"] = check_vllm(args.out)
-        (args.out / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    report(args.out, info, "arith" if args.check_vllm else None, t0)
+
+
+def report(out_dir: Path, info: dict[str, Any], vllm_task: str | None, t0: float) -> None:
+    """The builders' last step: with ``vllm_task``, add the vLLM figures to ``build_info.json``; print it all."""
+    if vllm_task is not None:
+        info["heldout_vllm"] = check_vllm(out_dir, vllm_task)
+        (out_dir / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
     print(f"total wall time {time.time() - t0:.1f}s", flush=True)
 

@@ -40,10 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -417,19 +414,6 @@ def corpus_lengths(seed: int, n: int = 20_000) -> dict[str, float]:
     }
 
 
-def check_vllm(out_dir: Path) -> dict:
-    """Run ``python -m rlvr.tiny.check_vllm OUT --task cot`` in a subprocess (vLLM wants its env vars first)."""
-    env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="0", VLLM_CPU_KVCACHE_SPACE="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlvr.tiny.check_vllm", str(out_dir), "--task", "cot", "--json"],
-        env=env,
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def build_cot(out_dir: Path, steps: int, seed: int, batch_tokens: int, lr: float, evaluate: bool = True) -> dict:
     """Build everything into ``out_dir``; returns the build info (also written to ``build_info.json``)."""
     torch.set_num_threads(build.NUM_THREADS)
@@ -489,11 +473,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     t0 = time.time()
     info = build_cot(args.out, args.steps, args.seed, args.batch_tokens, args.lr, evaluate=not args.no_eval)
-    if args.check_vllm:
-        info["heldout_vllm"] = check_vllm(args.out)
-        (args.out / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    print(json.dumps(info, indent=2))
-    print(f"total wall time {time.time() - t0:.1f}s", flush=True)
+    build.report(args.out, info, "cot" if args.check_vllm else None, t0)
 
 
 if __name__ == "__main__":

@@ -67,11 +67,12 @@ share: ``recipes/tiny_cot_grpo.yaml`` reaches 0.922 in 10 steps.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from rlvr.tiny import task
 
 MIN_S, MAX_S = 20, 99
 MIN_A, MAX_A = 3, 9
@@ -239,12 +240,8 @@ def rows(problems: Iterable[Problem]) -> list[dict[str, str]]:
 
 
 def write_jsonl(path: str | Path, problems: Sequence[Problem]) -> None:
-    """Write ``problems`` as jsonl rows to ``path`` (parent directories are created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows(problems):
-            f.write(json.dumps(row) + "\n")
+    """Write ``problems`` as jsonl rows to ``path``."""
+    task.write_rows(path, rows(problems))
 
 
 def write_data(data_dir: str | Path) -> list[Problem]:

@@ -103,13 +103,18 @@ def rows(pairs: Iterable[Pair]) -> list[dict[str, str]]:
     return [{"prompt": format_prompt(a, b), "answer": answer(a, b)} for a, b in pairs]
 
 
-def write_jsonl(path: str | Path, pairs: Sequence[Pair]) -> None:
-    """Write ``pairs`` as jsonl rows to ``path`` (parent directories are created)."""
+def write_rows(path: str | Path, rows: Iterable[dict[str, str]]) -> None:
+    """Write jsonl ``rows`` to ``path`` (parent directories are created); both tiny tasks' data files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
-        for row in rows(pairs):
+        for row in rows:
             f.write(json.dumps(row) + "\n")
+
+
+def write_jsonl(path: str | Path, pairs: Sequence[Pair]) -> None:
+    """Write ``pairs`` as jsonl rows to ``path``."""
+    write_rows(path, rows(pairs))
 
 
 def write_data(data_dir: str | Path) -> tuple[list[Pair], list[Pair]]:

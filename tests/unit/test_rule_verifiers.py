@@ -34,7 +34,7 @@ def _s(response: str, truth: str, finish: str | None = "stop", tokens: int | Non
         ("**Final Answer:** $\\frac{3}{4}$", "3/4", True, "answer_is"),
         ("Final Answer: The final answer is $12$. I hope it is correct.", "12", True, "answer_is"),
         ("Therefore, the answer is: $\\boxed{5}$.", "5", True, "boxed"),
-        ("The answer is 2, i.e. \\boxed{3}", "3", True, "boxed"),  # a box beats a stated answer
+        ("The answer is 2, i.e. \\boxed{3}", "3", True, "boxed"),  # the statement made last wins (here the box)
         ("Answer: 7", "7", True, "answer_is"),
         ("\\boxed{\\text{(B)}}", "B", True, "boxed"),
     ],

@@ -13,7 +13,7 @@ import yaml
 from rlvr.tiny import cot_task
 from rlvr.tiny.build_cot import MAX_POSITIONS, RECIPE_MAX_NEW_TOKENS
 from rlvr.tiny.tokenizer import EOS_TOKEN_ID, MODEL_VOCAB_SIZE
-from tests.conftest import ROOT
+from tests.conftest import ROOT, build_twice
 
 ASSET = ROOT / "rlvr" / "assets" / "tiny_cot"
 MODEL_DIR = ASSET / "model"
@@ -230,19 +230,8 @@ def test_shipped_figures_leave_room_for_rl(model, tok, info) -> None:
 
 
 def test_builder_is_deterministic(tmp_path: Path) -> None:
-    from safetensors.torch import load_file
-
     from rlvr.tiny.build_cot import build_cot
 
-    threads = torch.get_num_threads()
-    try:
-        for name in ("a", "b"):
-            build_cot(tmp_path / name, steps=2, seed=3, batch_tokens=256, lr=3e-3, evaluate=False)
-    finally:
-        torch.set_num_threads(threads)
-    wa = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
-    wb = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
-        assert (tmp_path / "a" / "model" / f).read_bytes() == (tmp_path / "b" / "model" / f).read_bytes()
+    build_twice(lambda out: build_cot(out, steps=2, seed=3, batch_tokens=256, lr=3e-3, evaluate=False), tmp_path,
+                ("config.json", "tokenizer.json", "tokenizer_config.json"))
     assert (tmp_path / "a" / "data" / "train.jsonl").read_bytes() == (ASSET / "data" / "train.jsonl").read_bytes()

@@ -225,7 +225,10 @@ def _parse_gold(ground_truth: str, timeout: int | None) -> _Gold:
 def _parse_answer(answer: str, timeout: int | None) -> list[Any]:
     """math_verify's reading of an extracted answer, LaTeX extraction only: its fallback would pull a
     stray number out of malformed LaTeX ("\\begin{matrix} 1 \\\\ 3 \\end{pmatrix}" would equal 3)."""
-    text = normalize(answer)
+    return _parse_normalized(normalize(answer), timeout)
+
+
+def _parse_normalized(text: str, timeout: int | None) -> list[Any]:
     if len(text) > _MAX_NORMALIZED_CHARS:  # "½" * 1000 is 11,000 characters of \frac: not an answer
         return []
     if not _UNESCAPED_DOLLAR.search(text):
@@ -239,9 +242,9 @@ def _readings(answer: str, timeout: int | None) -> list[list[Any]]:
     text = normalize(answer)
     percent = _PERCENT.fullmatch(text)
     if percent is None:
-        return [_parse_answer(text, timeout)]
+        return [_parse_normalized(text, timeout)]
     value = percent.group(1)
-    return [_parse_answer(value, timeout), _parse_answer(rf"\frac{{{value}}}{{100}}", timeout)]
+    return [_parse_normalized(value, timeout), _parse_normalized(rf"\frac{{{value}}}{{100}}", timeout)]
 
 
 def _equal(gold: list[Any], predicted: list[Any], timeout: int | None) -> bool:
