@@ -88,9 +88,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="exit 1 if agreement is below this fraction (for CI)")
     e = sub.add_parser(
         "eval", help="pass@k, avg@n or greedy accuracy of a model or checkpoint through vLLM",
-        description="Evaluate MODEL_OR_CHECKPOINT (a Hugging Face directory, an rlvr checkpoint or a run "
-                    "directory) on JSON-lines data with vLLM and the verifiers: pass@k (unbiased estimator) for "
-                    "each k, avg@n, per data set. A checkpoint's run supplies template, columns and verifier.")
+        description="Evaluate MODEL_OR_CHECKPOINT (a Hugging Face directory, a peft LoRA adapter directory, served "
+                    "on its base model, an rlvr checkpoint or a run directory) on JSON-lines data with vLLM and the "
+                    "verifiers: pass@k (unbiased estimator) for each k, avg@n, per data set. A checkpoint's run "
+                    "supplies template, columns and verifier.")
     e.add_argument("model", metavar="MODEL_OR_CHECKPOINT")
     e.add_argument("--data", action="append", required=True, help="data file (.jsonl/.json/.parquet); repeatable")
     e.add_argument("--n", type=int, default=1, help="samples per prompt (default 1)")

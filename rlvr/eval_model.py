@@ -1,8 +1,9 @@
 """``rlvr eval MODEL_OR_CHECKPOINT --data FILE``: pass@k, avg@n (or greedy pass@1) per data set, through
 one in-process vLLM engine and the verifier pool, as JSON.
 
-MODEL_OR_CHECKPOINT is a Hugging Face model directory, an rlvr checkpoint (``.../step_NNNNNN``: its
-``hf/`` export) or a run directory (its latest checkpoint, else ``checkpoints/final``). For a checkpoint
+MODEL_OR_CHECKPOINT is a Hugging Face model directory, a peft LoRA adapter directory (served on its base model
+through vLLM's LoRA support), an rlvr checkpoint (``.../step_NNNNNN``: its ``hf/`` export, a model or an
+adapter) or a run directory (its latest checkpoint, else ``checkpoints/final``). For a checkpoint
 or a run, the run's recipe supplies the template, column names, verifier and length limits unless
 flags override them. Sampling seeds are per prompt, so results do not depend on batching.
 """
@@ -51,11 +52,12 @@ def resolve_model(path: str) -> tuple[Path, RecipeConfig | None]:
     from rlvr.config import load_recipe
 
     p = Path(path).resolve()
-    if (p / "config.json").is_file() and not (p / "COMPLETE").is_file():
-        if p.parent.name == "checkpoints":  # RUN/checkpoints/final
-            run = p.parent.parent
-        elif (p.parent / "COMPLETE").is_file():  # RUN/checkpoints/step_N/hf
-            run = p.parent.parent.parent
+    if _is_model(p) and not (p / "COMPLETE").is_file():
+        at = p.parent if p.name == "merged" and (p.parent / "adapter_config.json").is_file() else p  # LoRA merged/
+        if at.parent.name == "checkpoints":  # RUN/checkpoints/final
+            run = at.parent.parent
+        elif (at.parent / "COMPLETE").is_file():  # RUN/checkpoints/step_N/hf
+            run = at.parent.parent.parent
         else:
             run = None
         hf = p
@@ -65,9 +67,10 @@ def resolve_model(path: str) -> tuple[Path, RecipeConfig | None]:
         found = complete_checkpoints(p)
         run, hf = p, (found[-1] / "hf" if found else p / "checkpoints" / "final")
     else:
-        raise EvalError(f"{path}: not a Hugging Face model directory (no config.json), an rlvr checkpoint or a run")
-    if not (hf / "config.json").is_file():
-        raise EvalError(f"{path}: no Hugging Face model at {hf}")
+        raise EvalError(f"{path}: not a Hugging Face model directory (no config.json), a LoRA adapter (no "
+                        "adapter_config.json), an rlvr checkpoint or a run")
+    if not _is_model(hf):
+        raise EvalError(f"{path}: no Hugging Face model or LoRA adapter at {hf}")
     recipe = load_recipe(run / "config.yaml") if run is not None and (run / "config.yaml").is_file() else None
     return hf, recipe
 
@@ -90,7 +93,10 @@ def run_eval(model: str, s: EvalSettings) -> dict[str, Any]:
     ks = sorted(set(s.ks or default_ks(s.n)))
     if any(k < 1 or k > s.n for k in ks):
         raise EvalError(f"--k values must be between 1 and --n={s.n}, got {ks}")
-    tokenizer = AutoTokenizer.from_pretrained(hf)
+    adapter = _adapter(hf)
+    base = str(hf) if adapter is None else adapter["base_model_name_or_path"]
+    # an adapter directory from elsewhere may come without a tokenizer: then its base model's
+    tokenizer = AutoTokenizer.from_pretrained(hf if (hf / "tokenizer_config.json").is_file() else base)
     sets = {}
     for path in s.data:
         try:
@@ -100,10 +106,14 @@ def run_eval(model: str, s: EvalSettings) -> dict[str, Any]:
         sets[src.label] = build_rows(src, data_cfg, tokenizer, verifier_checker(reward))
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     longest = max(len(r.token_ids) for rows, _ in sets.values() for r in rows)  # not the limit: the model's
-    engine = RolloutWorker(str(hf), s.dtype, s.seed, longest + max_tokens, s.kv_cache_gib, 0.9, {})
+    engine = RolloutWorker(base, s.dtype, s.seed, longest + max_tokens, s.kv_cache_gib, 0.9, {},
+                           lora_rank=None if adapter is None else int(adapter["r"]))
+    if adapter is not None:
+        engine.load_adapter(str(hf))
     names = [r.verifier for rows, _ in sets.values() for r in rows]
-    out: dict[str, Any] = {"model": str(hf), "settings": {"n": s.n, "temperature": s.temperature, "top_p": s.top_p,
-                                                          "k": ks, "max_new_tokens": max_tokens, "seed": s.seed},
+    settings = {"n": s.n, "temperature": s.temperature, "top_p": s.top_p, "k": ks, "max_new_tokens": max_tokens,
+                "seed": s.seed}
+    out: dict[str, Any] = {"model": str(hf), **({"base_model": base} if adapter else {}), "settings": settings,
                            "datasets": {}}
     with VerifierPool(build_specs(reward, names), num_workers=s.workers, timeout_s=s.timeout_s,
                       worker_memory_gib=reward.worker_memory_gib) as pool:
@@ -125,6 +135,24 @@ def run_eval(model: str, s: EvalSettings) -> dict[str, Any]:
                 "dropped_rows": report.dropped, "seconds": time.perf_counter() - t0,
             }
     return out
+
+
+def _is_model(p: Path) -> bool:
+    return (p / "config.json").is_file() or (p / "adapter_config.json").is_file()
+
+
+def _adapter(hf: Path) -> dict[str, Any] | None:
+    """A LoRA adapter directory's ``adapter_config.json`` (None for a full model), its base model checked."""
+    if (hf / "config.json").is_file() or not (hf / "adapter_config.json").is_file():
+        return None
+    cfg = json.loads((hf / "adapter_config.json").read_text())
+    base = cfg.get("base_model_name_or_path")
+    if not base:
+        raise EvalError(f"{hf}/adapter_config.json names no base_model_name_or_path: the adapter's base model "
+                        "is unknown")
+    if cfg.get("peft_type", "LORA") != "LORA":
+        raise EvalError(f"{hf}: a {cfg.get('peft_type')} adapter; rlvr eval serves LoRA adapters only")
+    return cfg
 
 
 def _settings_from(recipe: RecipeConfig | None, s: EvalSettings) -> tuple[DataConfig, RewardConfig]:

@@ -106,17 +106,21 @@ class Session(Started):
         probe = SyncProbe.build(cfg.rollout.sync_probe, cfg.model.dtype, [r.token_ids for r in self.prompts.rows])
         self.sync = WeightSync(self.learners, self.rollouts, log=self.log.info, probe=probe)
         self.log.info(f"weight sync: {self.sync.describe()}")
-        chunk = cfg.learner.logprob_chunk_tokens
+        chunk = info["logprob_chunk_tokens"]
+        why = " (ZeRO-3 with a frozen output layer)" if not chunk and cfg.learner.logprob_chunk_tokens else ""
         self.log.info(f"learner micro-batches: {info['batching']}; log-probs "
-                      + (f"in chunks of {chunk} tokens" if chunk else "over whole micro-batches"))
+                      + (f"in chunks of {chunk} tokens" if chunk else f"over whole micro-batches{why}"))
         if ckpt is not None:
             self._restore(ckpt)
         elif self._shared is not None:  # shared engines hold whatever policy the previous run left
             self.sync(version=0)
         self._log_pinning(placed)
+        lora = cfg.model.lora
+        trained = (f", LoRA r={lora.r}: {info['trainable_params'] / 1e6:.3g}M trained "
+                   f"({100 * info['trainable_params'] / info['params']:.2g}%)" if lora is not None else "")
         self.log.info(
             f"ready in {time.perf_counter() - t0:.1f} s: {cfg.learner.num_ranks} learner rank(s) "
-            f"({info['params'] / 1e6:.2f}M params) on {info['nodes']}, {len(placed)} rollout engine(s) on "
+            f"({info['params'] / 1e6:.2f}M params{trained}) on {info['nodes']}, {len(placed)} rollout engine(s) on "
             f"{sorted({p['node'] for p in placed})}"
         )
 
@@ -200,8 +204,18 @@ class Session(Started):
         if self.critic is not None:
             self.critic.setup()
             self.critic.timeout_s = cfg.ray.call_timeout_s
-        self._check_disk(info["params"] * (2 if self.critic is not None else 1))
+        self._check_disk(self._checkpoint_bytes(info))
         return info
+
+    def _checkpoint_bytes(self, info: dict[str, Any]) -> int:
+        """About how many bytes one checkpoint takes: weights, master copy, optimizer moments and the export of
+        every trained parameter; with LoRA the adapter's (the frozen base is not saved) plus, with
+        ``checkpoint.merge_lora``, the merged model at ``model.dtype``."""
+        if self.cfg.model.lora is None:
+            return info["params"] * CHECKPOINT_BYTES_PER_PARAM * (2 if self.critic is not None else 1)
+        merged = info["params"] * 4 if self.cfg.checkpoint.merge_lora else 0
+        critic = info["params"] * CHECKPOINT_BYTES_PER_PARAM if self.critic is not None else 0
+        return info["trainable_params"] * CHECKPOINT_BYTES_PER_PARAM + merged + critic
 
     def _restore(self, ckpt: Path) -> None:
         """Learner and critic state from ``ckpt``, pushed into the engines: they must sample from the
@@ -289,10 +303,9 @@ class Session(Started):
             shutil.copytree(last, final)
         return final
 
-    def _check_disk(self, params: int) -> None:
-        """Refuse to start when one checkpoint cannot fit the output file system; warn when ``keep`` + 1
-        (the peak while a new one is written) cannot."""
-        need = params * CHECKPOINT_BYTES_PER_PARAM
+    def _check_disk(self, need: int) -> None:
+        """Refuse to start when one checkpoint (``need`` bytes) cannot fit the output file system; warn when
+        ``keep`` + 1 (the peak while a new one is written) cannot."""
         free = shutil.disk_usage(self.run_dir).free
         if free < need:
             raise CheckpointError(f"{self.run_dir}: {free / 2**30:.1f} GiB free, but one checkpoint needs about "

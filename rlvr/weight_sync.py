@@ -130,7 +130,12 @@ class WeightSync:
         self.log = log or (lambda message: None)
         self.dtype = learners.cfg.model.dtype  # what the engines run, whatever the learner's master dtype
         self.bucket_bytes = bucket_bytes
-        self.buckets = plan_buckets(learners.weight_manifest(), bucket_bytes)
+        lora = learners.cfg.model.lora
+        self.adapter = lora is not None and lora.sync_mode == "adapter"
+        manifest = learners.weight_manifest()
+        # An adapter goes in whole (one vLLM LoRA load); full weights in buckets of whole layers.
+        self.buckets = [[n for n, _ in manifest]] if self.adapter else plan_buckets(manifest, bucket_bytes)
+        self.manifest_bytes = float(sum(b for _, b in manifest))
         infos = wait([w.transfer_info.remote() for w in rollouts.workers], rollouts.timeout_s, "rollout transfer info")
         choices = {(i["path"], i["sleep"]) for i in infos}
         if len(choices) > 1:
@@ -154,6 +159,16 @@ class WeightSync:
             self._transfer(self.version)
 
     def describe(self) -> str:
+        lora = self.learners.cfg.model.lora
+        if lora is not None:
+            probe = f"; {self.probe.describe()}" if self.probe is not None else "; no sync probe"
+            if self.adapter:
+                return (f"LoRA adapter only (r={lora.r}, {len(self.buckets[0])} tensors, "
+                        f"{self.manifest_bytes / 2**20:.2f} MiB at the learner's dtype) through Ray's object store "
+                        f"into vLLM's LoRA slot, a fresh adapter id per sync{probe}")
+            return (f"LoRA merged (W + (alpha/r) B A; the adapter cannot go alone: "
+                    f"{'modules_to_save is set' if lora.modules_to_save else 'model.lora.sync=merged'}) through "
+                    f"Ray's object store + vLLM reload_weights, {len(self.buckets)} bucket(s) at {self.dtype}{probe}")
         how = {
             "reload": "Ray object store + vLLM reload_weights",
             "nccl": f"vLLM NCCL weight transfer from learner rank 0 to {sum(self.engine_ranks)} engine worker(s)",
@@ -221,6 +236,9 @@ class WeightSync:
 
     def _transfer(self, version: int) -> float:
         """Bytes each engine received."""
+        if self.adapter:
+            ref = self.learners.export_adapter(dtype=self.dtype)
+            return self.rollouts.load_adapter(ref, version)[0]["bytes"]
         if self.path == "reload":
             nbytes = 0.0
             for names in self.buckets:

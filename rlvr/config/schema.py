@@ -30,6 +30,47 @@ class RunConfig(_Strict):
     """Number of training steps; each step is one rollout batch and its policy updates."""
 
 
+class LoraConfig(_Strict):
+    """Low-rank adaptation (Hu et al. 2021, arXiv:2106.09685) of the policy with ``peft``: the base weights stay
+    frozen, only the adapter trains, and only the adapter travels to the engines."""
+
+    r: int = Field(16, ge=1, le=512)
+    """Rank of the update ``B @ A``. The engines serve ranks up to vLLM's next supported size (8, 16, 32, ...)."""
+    alpha: float = Field(32.0, gt=0)
+    """Scale numerator: the update is ``(alpha / r) * B @ A`` (``alpha / sqrt(r)`` with ``rslora``)."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout on the adapter's input while training. Non-zero makes the learner's training log-probs differ
+    from the rollout's (the ratio is then not 1 at the first update), as in every peft-based trainer."""
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    """Module names to adapt (``q_proj``, ``v_proj``, ...), or ``all-linear``: every linear layer of the
+    decoder except the output layer."""
+    modules_to_save: list[str] = Field(default_factory=list)
+    """Modules trained in full next to the adapter (e.g. ``lm_head``). vLLM cannot take them with an
+    adapter, so the sync sends merged weights instead (``sync: merged``)."""
+    rslora: bool = False
+    """Rank-stabilised scaling ``alpha / sqrt(r)`` (Kalajdzievski 2023, arXiv:2312.03732)."""
+    sync: Literal["auto", "adapter", "merged"] = "auto"
+    """What reaches the engines after each update. ``adapter``: only the adapter's tensors, loaded into vLLM's
+    LoRA slot under a fresh id (the base weights never move). ``merged``: ``W + (alpha/r) B A`` for every
+    adapted weight, through the full-weight reload path (vLLM then runs without LoRA). ``auto``: adapter,
+    unless ``modules_to_save`` is set."""
+
+    @property
+    def sync_mode(self) -> str:
+        if self.sync != "auto":
+            return self.sync
+        return "merged" if self.modules_to_save else "adapter"
+
+    @model_validator(mode="after")
+    def _adapter_can_carry(self) -> LoraConfig:
+        if self.sync == "adapter" and self.modules_to_save:
+            raise ValueError("model.lora.sync=adapter cannot carry model.lora.modules_to_save (vLLM loads only the "
+                             "low-rank tensors); use sync: merged or auto")
+        if isinstance(self.target_modules, list) and not self.target_modules:
+            raise ValueError("model.lora.target_modules is empty: name modules or use all-linear")
+        return self
+
+
 class ModelConfig(_Strict):
     path: str | None = None
     """Local Hugging Face model directory (relative paths resolve against the recipe file)."""
@@ -39,6 +80,8 @@ class ModelConfig(_Strict):
     """Hub revision (branch, tag or commit) when ``hub`` is set."""
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     """Parameter dtype of the learner and the rollout engine."""
+    lora: LoraConfig | None = None
+    """Train a LoRA adapter instead of every weight (see `LoraConfig`); None: full fine-tuning."""
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
@@ -378,7 +421,9 @@ class LearnerConfig(_Strict):
     variable-length kernel; elsewhere padded rows, and the log says which. False: always padded rows."""
     logprob_chunk_tokens: int = Field(1024, ge=0)
     """Compute the output layer, log-softmax, target log-probs and entropy this many tokens at a time, recomputed
-    in the backward pass, so ``tokens x vocab`` logits never exist at once. 0: all at once."""
+    in the backward pass, so ``tokens x vocab`` logits never exist at once. 0: all at once. Not with ZeRO-3 and a
+    frozen output layer (LoRA without ``lm_head`` in ``modules_to_save``): ZeRO-3 does not gather it again for
+    the recompute, so the logits are computed whole there (the log says so)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass."""
     master_dtype: Literal["float32", "float64"] = "float32"
@@ -503,6 +548,9 @@ class CheckpointConfig(_Strict):
     """Complete checkpoints kept (older ones are deleted once a newer one is complete)."""
     final: bool = True
     """Also export ``checkpoints/final`` (Hugging Face format) at the end of training."""
+    merge_lora: bool = False
+    """With ``model.lora``: every ``hf/`` export also holds ``hf/merged/``, the base model with the adapter
+    merged in (a plain Hugging Face model). Without it ``hf/`` holds the adapter only (peft format)."""
 
 
 class LoggingConfig(_Strict):
@@ -639,6 +687,7 @@ class RecipeConfig(_Strict):
                 f"rollout.max_staleness={self.rollout.max_staleness} with resources.colocate=true on GPUs: colocated "
                 "engines and learners take turns on each GPU, so generation cannot overlap training. Set "
                 "resources.colocate=false (engines on their own GPUs) or rollout.max_staleness=0")
+        self._lora_layout()
         longest = self.data.max_prompt_tokens + self.rollout.max_new_tokens
         if longest > self.learner.micro_batch_tokens:
             raise ValueError(
@@ -646,3 +695,20 @@ class RecipeConfig(_Strict):
                 f"data.max_prompt_tokens + rollout.max_new_tokens = {longest} tokens"
             )
         return self
+
+    def _lora_layout(self) -> None:
+        """LoRA's sync goes through Ray's object store (an adapter into vLLM's LoRA slot, or merged weights through
+        ``reload_weights``): vLLM's NCCL/IPC transfer engines write base weights only, and sleep at level 2 would
+        drop the base weights that an adapter sync never resends."""
+        if self.model.lora is None:
+            if self.checkpoint.merge_lora:
+                raise ValueError("checkpoint.merge_lora=true needs model.lora (there is no adapter to merge)")
+            return
+        if self.rollout.weight_transfer in ("nccl", "ipc"):
+            raise ValueError(f"rollout.weight_transfer={self.rollout.weight_transfer} with model.lora: LoRA syncs "
+                             "through Ray's object store; use rollout.weight_transfer=auto or reload")
+        if self.rollout.sleep == "on":
+            raise ValueError("rollout.sleep=on with model.lora: sleeping engines drop the base weights, which an "
+                             "adapter sync never resends; use rollout.sleep=off (or auto)")
+        if any(k in self.rollout.vllm for k in ("enable_lora", "max_lora_rank", "max_loras")):
+            raise ValueError("rollout.vllm: enable_lora / max_lora_rank / max_loras are set by rlvr from model.lora")

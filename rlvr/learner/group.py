@@ -122,6 +122,17 @@ class LearnerGroup:
         wait(refs[1:], self.timeout_s, "learner export_weights")
         return refs[0]
 
+    def export_adapter(self, dtype: str | None = None) -> Any:
+        """ObjectRef of rank 0's LoRA adapter (`rlvr.learner.worker.LearnerWorker.export_adapter`)."""
+        refs = [w.export_adapter.remote(dtype) for w in self.workers]
+        wait(refs[1:], self.timeout_s, "learner export_adapter")
+        return refs[0]
+
+    def optimizer_state_bytes(self) -> int:
+        """Optimizer state held over all ranks, in bytes."""
+        return sum(wait([w.optimizer_state_bytes.remote() for w in self.workers], self.timeout_s,
+                        "learner optimizer state"))
+
     def save_state(self, path: str) -> None:
         """Every rank writes its part of a resumable checkpoint into ``path`` (a shared folder)."""
         wait([w.save_state.remote(path) for w in self.workers], self.timeout_s, f"{self.role} save checkpoint")

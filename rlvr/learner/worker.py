@@ -14,10 +14,12 @@ the CUDA cache when they end (`rlvr.learner.memory`), so colocated engines can w
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,7 @@ class LearnerWorker:
                 # Synchronous on CPU the learner and the engine take turns, so each may use every core.
                 torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
         self.temperature = cfg.rollout.temperature
+        self.lora = None  # the policy's LoRA settings once set up (a critic trains in full)
         self._own_norm: float | None = None  # rlvr's gradient norm where DeepSpeed reports none (no ZeRO)
 
     def ready(self) -> dict[str, Any]:
@@ -178,16 +181,47 @@ class LearnerWorker:
         self.tied = bool(getattr(model.config, "tie_word_embeddings", False))
         self._batching(model)
         self.chunk_tokens = cfg.learner.logprob_chunk_tokens if _chunkable(model) else 0
+        self.lora = cfg.model.lora
+        if self.lora is not None:
+            from rlvr.learner import lora
+
+            model = lora.wrap(model, self.lora)
+            if cfg.learner.gradient_checkpointing:  # the frozen embeddings' output must carry a gradient
+                model.enable_input_require_grads()
+        self.hf_model = model.get_base_model() if self.lora is not None else model  # the causal LM, unwrapped
+        head = self.hf_model.get_output_embeddings()
+        if self.chunk_tokens and cfg.learner.zero_stage == 3 and head is not None and not any(
+                p.requires_grad for p in head.parameters()):
+            # ZeRO-3 does not gather a frozen output layer again when the backward pass recomputes a chunk
+            # (measured: torch's checkpoint then sees a partitioned weight), so the logits are computed whole.
+            self.chunk_tokens = 0
         self._initialize(model, train_config(cfg, self.world_size), warmup_scheduler(cfg))
         self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
-        if self.algorithm.needs_reference:
+        if self.algorithm.needs_reference and self.lora is None:  # LoRA: the reference is the adapter switched off
             ref_model = AutoModelForCausalLM.from_pretrained(cfg.model.source, dtype=self.master_dtype, **load)
             ref_model.requires_grad_(False)
             self.ref, *_ = deepspeed.initialize(model=ref_model, config=inference_config(cfg, self.world_size))
             self.ref.eval()
         self._check_packing(lambda mb: self._forward(self.engine, mb)[0])
         params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())  # ZeRO-3 partitions numel
-        return {"params": params, "tied_embeddings": self.tied, "batching": self.batching, **self.ready()}
+        trained = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
+        return {"params": params, "trainable_params": trained, "tied_embeddings": self.tied,
+                "batching": self.batching, "logprob_chunk_tokens": self.chunk_tokens,
+                "lora_sync": self.lora.sync_mode if self.lora is not None else None, **self.ready()}
+
+    def optimizer_state_bytes(self) -> int:
+        """Bytes of optimizer state this rank holds now: the moments (created by the first step) and ZeRO's
+        fp32 master partitions. With LoRA only the adapter's parameters reach the optimizer, and this shows it."""
+        seen: set[int] = set()
+
+        def size(tensors: Any) -> int:
+            fresh = [t for t in tensors if torch.is_tensor(t) and id(t) not in seen]
+            seen.update(id(t) for t in fresh)
+            return sum(t.numel() * t.element_size() for t in fresh)
+
+        inner = getattr(self.engine.optimizer, "optimizer", self.engine.optimizer)
+        total = sum(size(state.values()) for state in inner.state.values())
+        return total + size(getattr(self.engine.optimizer, "single_partition_of_fp32_groups", None) or [])
 
     @torch.no_grad()
     def _check_packing(self, score: Any) -> None:
@@ -258,7 +292,7 @@ class LearnerWorker:
             targets = mb.targets  # [B, T]
         if self.chunk_tokens:
             hidden = self._hidden_states(module, inputs)[:, :-1]  # [b, t, H]
-            lp, ent = self._chunked(module.module.get_output_embeddings(), hidden.reshape(-1, hidden.shape[-1]),
+            lp, ent = self._chunked(_causal_lm(module).get_output_embeddings(), hidden.reshape(-1, hidden.shape[-1]),
                                     targets.reshape(-1), entropy, entropy_grad)
             lp, ent = lp.view(targets.shape), (None if ent is None else ent.view(targets.shape))
         else:
@@ -308,7 +342,7 @@ class LearnerWorker:
         def keep(_: Any, __: Any, output: Any) -> None:
             captured.append(output[0] if isinstance(output, tuple) else output.last_hidden_state)
 
-        handle = module.module.base_model.register_forward_hook(keep)
+        handle = _causal_lm(module).base_model.register_forward_hook(keep)
         try:
             none = torch.zeros(0, dtype=torch.long, device=inputs["input_ids"].device)
             module(**inputs, use_cache=False, logits_to_keep=none)
@@ -321,18 +355,21 @@ class LearnerWorker:
     @releases_cuda_cache
     @torch.no_grad()
     def compute_logprobs(self, rows: TrainRows, which: str = "policy") -> list[list[float]]:
-        """Per-response-token log-probs under the current policy or the frozen reference."""
-        module = self.engine if which == "policy" else self.ref
+        """Per-response-token log-probs under the current policy or the frozen reference (with LoRA: the same
+        module with its adapter switched off, so the reference costs no second copy of the weights)."""
+        reference = which != "policy"
+        module = self.engine if not reference or self.lora is not None else self.ref
         if module is None:
             raise RuntimeError("no reference model: the algorithm does not need one (algorithm.kl_coef = 0)")
         module.eval()
         out: list[list[float]] = [[] for _ in range(len(rows))]
-        for idx in self._chunks(rows):
-            sub, mb, empty = self._micro(rows, idx)
-            lp, _ = self._forward(module, mb, entropy=False)
-            if not empty:
-                for i, vals in zip(idx, unscatter(lp, sub)):
-                    out[i] = vals
+        with self.engine.module.disable_adapter() if reference and self.lora is not None else nullcontext():
+            for idx in self._chunks(rows):
+                sub, mb, empty = self._micro(rows, idx)
+                lp, _ = self._forward(module, mb, entropy=False)
+                if not empty:
+                    for i, vals in zip(idx, unscatter(lp, sub)):
+                        out[i] = vals
         return out
 
     def _accumulate(self, rows: TrainRows, num_tokens: float, num_sequences: float, kl_coef: float) -> dict[str, float]:
@@ -449,29 +486,62 @@ class LearnerWorker:
 
     # ---- weights ---------------------------------------------------------------------------
 
-    def _named_params(self):
-        return list(self.engine.module.named_parameters())
+    def _named_params(self) -> list[tuple[str, torch.nn.Parameter]]:
+        """The parameters the optimizer trains (every one, or with LoRA the adapter's), by module name."""
+        return [(n, p) for n, p in self.engine.module.named_parameters() if p.requires_grad]
+
+    def _sync_sources(self) -> list[Any]:
+        """What the engines take by full-weight sync, as `rlvr.learner.lora.MergedSource` (name, parameter and,
+        for a LoRA-adapted weight, the layer whose delta is merged in)."""
+        from rlvr.learner.lora import MergedSource, merged_sources
+
+        if self.lora is not None:
+            return merged_sources(self.engine.module, sync_params)
+        return [MergedSource(n, p) for n, p in sync_params(self.engine.module)]
 
     def weight_manifest(self) -> list[tuple[str, int]]:
-        """(Hugging Face name, bytes) of everything the engines receive, in order (`sync_params`: a tied
-        output layer under its own name); plans the sync buckets."""
-        return [(n, p.ds_numel * p.element_size() if hasattr(p, "ds_numel") else p.numel() * p.element_size())
-                for n, p in sync_params(self.engine.module)]
+        """(name, bytes) of everything the engines receive, in order; plans the sync buckets. Full weights:
+        Hugging Face names (`sync_params`: a tied output layer under its own name; with LoRA merged, the
+        base model's names). LoRA adapter sync: the adapter's tensors, by peft name."""
+        from rlvr.learner.lora import numel
+
+        if self.lora is not None and self.lora.sync_mode == "adapter":
+            return [(n, numel(p) * p.element_size()) for n, p in self._named_params()]
+        return [(s.name, numel(s.param) * s.param.element_size()) for s in self._sync_sources()]
 
     @releases_cuda_cache
     def export_weights(self, names: list[str], dtype: str | None = None) -> dict[str, torch.Tensor]:
-        """Full (gathered) CPU copies of the named parameters (`sync_params` names). Under ZeRO-3 every
-        rank must call this (the gather is collective); only rank 0 returns tensors."""
+        """Full (gathered) CPU copies of the named weights (`weight_manifest` full-weight names; with LoRA the
+        adapter merged in). Under ZeRO-3 every rank must call this (the gather is collective); only rank 0
+        returns tensors."""
         import deepspeed
 
         wanted = set(names)
-        params = [(n, p) for n, p in sync_params(self.engine.module) if n in wanted]
+        sources = [s for s in self._sync_sources() if s.name in wanted]
         cast = getattr(torch, dtype) if dtype else None
-        unique = list({id(p): p for _, p in params}.values())  # a tied alias is gathered once
-        with deepspeed.zero.GatheredParameters(unique, enabled=self.cfg.learner.zero_stage == 3):
+        unique = list({id(p): p for s in sources for p in s.gather()}.values())  # a tied alias is gathered once
+        with deepspeed.zero.GatheredParameters(unique, enabled=self.cfg.learner.zero_stage == 3), torch.no_grad():
             if self.rank != 0:
                 return {}
-            return {n: p.detach().to("cpu", dtype=cast or p.dtype).clone() for n, p in params}
+            return {s.name: s.value().to("cpu", dtype=cast or s.param.dtype).clone() for s in sources}
+
+    @releases_cuda_cache
+    def export_adapter(self, dtype: str | None = None) -> dict[str, Any]:
+        """The LoRA adapter as vLLM and peft load it: ``{"tensors": peft-format name -> CPU tensor, "config":
+        adapter_config.json contents}``. Under ZeRO-3 every rank must call this; only rank 0 returns it."""
+        import deepspeed
+
+        from rlvr.learner import lora
+
+        named = self._named_params()
+        cast = getattr(torch, dtype) if dtype else None
+        with deepspeed.zero.GatheredParameters([p for _, p in named], enabled=self.cfg.learner.zero_stage == 3):
+            if self.rank != 0:
+                return {}
+            full = {n: p.detach().to("cpu", dtype=cast or p.dtype).clone() for n, p in named}
+        module = self.engine.module
+        return {"tensors": lora.adapter_state(module, full),
+                "config": lora.adapter_config(module, self.cfg.model.source)}
 
     def gpu_uuid(self) -> str | None:
         """The physical GPU of this rank (None on CPU): the weight sync checks placement with it."""
@@ -530,7 +600,9 @@ class LearnerWorker:
     def save_state(self, path: str) -> None:
         """Every rank: DeepSpeed's checkpoint (weights, optimizer, LR scheduler, this rank's ZeRO shards;
         collective) and this rank's RNG states, so a resumed run continues the same random streams."""
-        self.engine.save_checkpoint(path, tag="state", client_state={"rlvr_rank": self.rank})
+        # LoRA: the frozen base weights come from model.source again on resume, so only the adapter is written
+        self.engine.save_checkpoint(path, tag="state", client_state={"rlvr_rank": self.rank},
+                                    exclude_frozen_parameters=self.lora is not None)
         torch.save(_rng_state(), Path(path) / f"rng_rank{self.rank}.pt")
 
     def load_state(self, path: str) -> None:
@@ -540,30 +612,60 @@ class LearnerWorker:
             raise FileNotFoundError(f"{rng} is missing: the checkpoint was written by fewer learner ranks "
                                     f"than the {self.world_size} of this run (learner.num_ranks must not change)")
         loaded, _ = self.engine.load_checkpoint(path, tag="state", load_optimizer_states=True,
-                                                load_lr_scheduler_states=True)
+                                                load_lr_scheduler_states=True, load_module_strict=self.lora is None)
         if loaded is None:
             raise FileNotFoundError(f"no DeepSpeed checkpoint under {path}/state")
         _set_rng_state(torch.load(rng, weights_only=False))
 
     def save_hf(self, path: str) -> str:
-        """Write a Hugging Face checkpoint (safetensors + tokenizer) atomically: to a temporary
-        folder first, renamed into place when complete."""
-        names = [n for n, _ in self._named_params()]
-        state = self.export_weights(names, dtype=self.cfg.model.dtype)
+        """Write a Hugging Face checkpoint (safetensors + tokenizer) atomically: to a temporary folder first,
+        renamed into place when complete. With LoRA: the adapter in peft's format (``adapter_config.json`` +
+        ``adapter_model.safetensors``, loadable by ``PeftModel.from_pretrained`` and vLLM), and with
+        ``checkpoint.merge_lora`` the merged model in ``merged/``."""
+        dtype = self.cfg.model.dtype
+        merge = self.lora is None or self.cfg.checkpoint.merge_lora
+        sources, seen = [], set()
+        for src in self._sync_sources():  # a tied output layer is saved once, as from_pretrained expects
+            if id(src.param) not in seen:
+                seen.add(id(src.param))
+                sources.append(src.name)
+        merged = self.export_weights(sources, dtype=dtype) if merge else {}
+        adapter = self.export_adapter(dtype=dtype) if self.lora is not None else {}
         if self.rank != 0:
             return path
         final = Path(path)
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        module = self.engine.module
-        module.config.dtype = self.cfg.model.dtype
-        module.save_pretrained(tmp, state_dict=state, safe_serialization=True)
-        self.tokenizer.save_pretrained(tmp)
-        if getattr(module, "generation_config", None) is not None:
-            module.generation_config.save_pretrained(tmp)
+        if self.lora is None:
+            self._save_model(tmp, merged)
+        else:
+            from safetensors.torch import save_file
+
+            tmp.mkdir(parents=True)
+            save_file({k: v.contiguous() for k, v in adapter["tensors"].items()}, tmp / "adapter_model.safetensors")
+            (tmp / "adapter_config.json").write_text(json.dumps(adapter["config"], indent=2) + "\n")
+            self.tokenizer.save_pretrained(tmp)
+            if merge:
+                self._save_model(tmp / "merged", merged)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         return str(final)
+
+    def _save_model(self, path: Path, state: dict[str, torch.Tensor]) -> None:
+        """A plain Hugging Face model directory of ``state`` (full names), with tokenizer and generation config."""
+        model = self.hf_model
+        model.config.dtype = self.cfg.model.dtype
+        model.save_pretrained(path, state_dict=state, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(path)
+
+
+def _causal_lm(engine: Any) -> torch.nn.Module:
+    """The Hugging Face causal LM inside a DeepSpeed engine (the policy's or the reference's), unwrapped from
+    peft when the policy carries a LoRA adapter."""
+    module = engine.module
+    return module.get_base_model() if hasattr(module, "get_base_model") else module
 
 
 def _chunkable(model: torch.nn.Module) -> bool:

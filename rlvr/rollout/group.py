@@ -95,6 +95,11 @@ class RolloutGroup:
         refs = [w.update_weights.remote(named, version) for w in self.workers]
         return wait(refs, self.timeout_s, "rollout update_weights")
 
+    def load_adapter(self, adapter: Any, version: int | None) -> list[dict[str, float]]:
+        """Every engine serves the LoRA adapter ``adapter`` (an ObjectRef of the learner's export) from now on."""
+        refs = [w.load_adapter.remote(adapter, version) for w in self.workers]
+        return wait(refs, self.timeout_s, "rollout load_adapter")
+
     def unloaded(self) -> list[dict[str, Any]]:
         """Per engine: the parameters no update wrote since the last call, and its sleep-preserve globs."""
         return wait([w.unloaded.remote() for w in self.workers], self.timeout_s, "rollout unloaded parameters")

@@ -57,12 +57,36 @@ def choose_transfer(weight_transfer: str, sleep: str, colocated: bool, has_cuda:
 
 
 def transfer_settings(cfg: Any) -> dict[str, Any]:
-    """The `RolloutWorker` keyword arguments that carry the recipe's transfer and CPU settings."""
+    """The `RolloutWorker` keyword arguments that carry the recipe's transfer, LoRA and CPU settings. With
+    ``model.lora`` every sync goes through Ray's object store (the recipe refuses nccl/ipc and sleep for it)."""
     from rlvr.cpu_pinning import wants_pinning
 
-    return {"weight_transfer": cfg.rollout.weight_transfer, "sleep": cfg.rollout.sleep,
+    lora = cfg.model.lora
+    return {"weight_transfer": "reload" if lora else cfg.rollout.weight_transfer,
+            "sleep": "off" if lora else cfg.rollout.sleep,
             "colocated": cfg.resources.colocate,
-            "pin_cpus": wants_pinning(cfg.resources.pin_cpus, cfg.rollout.max_staleness)}
+            "pin_cpus": wants_pinning(cfg.resources.pin_cpus, cfg.rollout.max_staleness),
+            "lora_rank": lora.r if lora is not None and lora.sync_mode == "adapter" else None}
+
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""The ``max_lora_rank`` values vLLM accepts; an engine takes the smallest that holds the adapter's rank."""
+
+
+def vllm_lora_rank(r: int) -> int:
+    fits = [v for v in VLLM_LORA_RANKS if v >= r]
+    if not fits:
+        raise ValueError(f"model.lora.r={r}: vLLM serves LoRA ranks up to {VLLM_LORA_RANKS[-1]}")
+    return fits[0]
+
+
+def _scratch_dir() -> str:
+    """A private folder for the adapters this engine loads: in shared memory (/dev/shm) where there is one, so
+    a sync never waits on a disk; vLLM's LoRA loader reads only from a path."""
+    import tempfile
+
+    shm = "/dev/shm"
+    return tempfile.mkdtemp(prefix="rlvr-lora-", dir=shm if os.access(shm, os.W_OK) else None)
 
 
 def _device_uuid(worker: Any) -> str:
@@ -87,6 +111,7 @@ class RolloutWorker:
         sleep: str = "auto",
         colocated: bool = True,
         pin_cpus: bool = False,
+        lora_rank: int | None = None,
     ) -> None:
         from rlvr.vllm_compat import check_vllm_version
 
@@ -129,6 +154,13 @@ class RolloutWorker:
             kwargs["weight_transfer_config"] = WeightTransferConfig(backend=self.transfer.path)
         if self.transfer.sleep:
             kwargs["enable_sleep_mode"] = True  # sleep/wake need vLLM's cumem allocator from the start
+        self.lora_request: Any = None  # the adapter every request runs with (None: the base weights)
+        self.lora_dir: str | None = None
+        if lora_rank is not None:
+            # One adapter slot, plus a second in the CPU cache so the next version loads beside the current one.
+            kwargs.update(enable_lora=True, max_lora_rank=vllm_lora_rank(lora_rank), max_loras=1, max_cpu_loras=2)
+            self.lora_dir = _scratch_dir()
+            self._lora_ids = 0
         kwargs.update(vllm_kwargs)
         self.preserved = list(kwargs.get("sleep_preserve_parameter_names") or [])
         self.llm = LLM(**kwargs)
@@ -166,7 +198,8 @@ class RolloutWorker:
         # its own range instead; without a seed the engine's seeded generator is used.
         per_prompt = [params(None if seed is None else seed + k * n) for k in range(len(prompt_token_ids))]
         outputs = self.llm.generate(
-            [{"prompt_token_ids": ids} for ids in prompt_token_ids], per_prompt, use_tqdm=False
+            [{"prompt_token_ids": ids} for ids in prompt_token_ids], per_prompt, use_tqdm=False,
+            lora_request=self.lora_request,
         )
         groups: list[list[Sample]] = []
         for out in outputs:
@@ -202,7 +235,8 @@ class RolloutWorker:
 
         params = [SamplingParams(n=r["n"], temperature=temperature, top_p=top_p, max_tokens=r["max_tokens"],
                                  logprobs=0, seed=r["seed"]) for r in requests]
-        outs = self.llm.generate([{"prompt_token_ids": r["ids"]} for r in requests], params, use_tqdm=False)
+        outs = self.llm.generate([{"prompt_token_ids": r["ids"]} for r in requests], params, use_tqdm=False,
+                                 lora_request=self.lora_request)
         decode = self.llm.get_tokenizer().decode
         result = []
         for req, out in zip(requests, outs):
@@ -224,7 +258,8 @@ class RolloutWorker:
         from vllm import SamplingParams
 
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0)
-        outs = self.llm.generate([{"prompt_token_ids": ids} for ids in token_ids], params, use_tqdm=False)
+        outs = self.llm.generate([{"prompt_token_ids": ids} for ids in token_ids], params, use_tqdm=False,
+                                 lora_request=self.lora_request)
         result = []
         for out, ids, plen in zip(outs, token_ids, prompt_lens):
             plps = out.prompt_logprobs  # position 0 is None
@@ -243,6 +278,49 @@ class RolloutWorker:
         if version is not None:
             self.weight_version = version
         nbytes = sum(t.numel() * t.element_size() for _, t in items)
+        return {"bytes": float(nbytes), "seconds": time.perf_counter() - start}
+
+    def load_adapter(self, adapter: dict[str, Any] | str, version: int | None = None) -> dict[str, float]:
+        """Serve a new LoRA adapter from now on: ``adapter`` is ``{"tensors": peft-format name -> tensor,
+        "config": adapter_config.json contents}`` (a sync) or a peft adapter directory (evaluation).
+
+        Each version goes in under a fresh id and name (vLLM caches adapters by id, and a request for a known
+        id would keep the old tensors); the previous one is then removed from the engine and its folder deleted.
+        Returns the bytes received (the adapter's tensors) and the seconds it took."""
+        import json
+        import shutil
+
+        from vllm.lora.request import LoRARequest
+
+        if self.lora_dir is None:
+            raise RuntimeError("this engine was started without LoRA (model.lora.sync is not adapter)")
+        start = time.perf_counter()
+        self._lora_ids += 1
+        new = os.path.join(self.lora_dir, f"v{self._lora_ids}")
+        nbytes = 0
+        if isinstance(adapter, str):
+            shutil.copytree(adapter, new)
+        else:
+            from safetensors.torch import save_file
+
+            os.makedirs(new)
+            tensors = {k: v.contiguous() for k, v in adapter["tensors"].items()}
+            save_file(tensors, os.path.join(new, "adapter_model.safetensors"))
+            with open(os.path.join(new, "adapter_config.json"), "w") as f:
+                json.dump(adapter["config"], f)
+            nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
+        request = LoRARequest(f"rlvr-policy-{self._lora_ids}", self._lora_ids, new)
+        try:
+            if not self.llm.llm_engine.add_lora(request):
+                raise RuntimeError(f"vLLM did not load the LoRA adapter {new}")
+        finally:  # vLLM holds the loaded tensors in its adapter cache; the files are not read again
+            shutil.rmtree(new, ignore_errors=True)
+        old, self.lora_request = self.lora_request, request
+        if old is not None:
+            self.llm.llm_engine.remove_lora(old.lora_int_id)
+        self.llm.reset_prefix_cache()
+        if version is not None:
+            self.weight_version = version
         return {"bytes": float(nbytes), "seconds": time.perf_counter() - start}
 
     def unloaded(self) -> dict[str, Any]:

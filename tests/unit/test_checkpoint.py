@@ -25,7 +25,9 @@ from rlvr.config import load_recipe
 from rlvr.data.dataset import DataError, PromptRow, PromptSampler
 from rlvr.session import TrainingDiverged, UpdateGuard
 from rlvr.tracking import OutputError, open_run_dir
-from tests.conftest import DEFAULT_RECIPE
+from tests.conftest import DEFAULT_RECIPE, ROOT
+
+LORA_RECIPE = ROOT / "recipes" / "tiny_arith_grpo_lora.yaml"
 
 
 def _save(writer: CheckpointWriter, step: int) -> Path:
@@ -167,11 +169,20 @@ def test_disk_space_is_checked_against_a_checkpoint(tmp_path: Path, capsys: pyte
     session.run_dir = tmp_path
     session.log = RunLog(tmp_path, 1, out=sys.stdout)  # capsys's stdout
     free = shutil.disk_usage(tmp_path).free
-    session._check_disk(free // CHECKPOINT_BYTES_PER_PARAM // 2)  # fits once, not keep + 1 times
+    session._check_disk(free // 2)  # fits once, not keep + 1 times
     assert "warning:" in capsys.readouterr().out
     with pytest.raises(CheckpointError, match="GiB free, but one checkpoint needs about"):
-        session._check_disk(free // CHECKPOINT_BYTES_PER_PARAM * 2)
+        session._check_disk(free * 2)
     session.log.close()
+
+    # what one checkpoint takes: every parameter in full; with LoRA the adapter (plus a merged export if asked)
+    info = {"params": 7_000_000_000, "trainable_params": 40_000_000}
+    session.critic = None
+    assert session._checkpoint_bytes(info) == 7_000_000_000 * CHECKPOINT_BYTES_PER_PARAM
+    session.cfg = load_recipe(LORA_RECIPE)
+    assert session._checkpoint_bytes(info) == 40_000_000 * CHECKPOINT_BYTES_PER_PARAM
+    session.cfg = load_recipe(LORA_RECIPE, ["checkpoint.merge_lora=true"])
+    assert session._checkpoint_bytes(info) == 40_000_000 * CHECKPOINT_BYTES_PER_PARAM + 7_000_000_000 * 4
 
 
 def test_a_refused_resume_changes_nothing_in_the_run_dir(tmp_path: Path) -> None:

@@ -70,11 +70,12 @@ def test_recipe_fields_and_their_validation() -> None:
 
 def test_transfer_settings_follow_the_recipe() -> None:
     assert transfer_settings(load_recipe(DEFAULT_RECIPE)) == {"weight_transfer": "auto", "sleep": "auto",
-                                                              "colocated": True, "pin_cpus": False}
+                                                              "colocated": True, "pin_cpus": False, "lora_rank": None}
     split = load_recipe(DEFAULT_RECIPE, ["resources.colocate=false", "rollout.weight_transfer=nccl",
                                          "rollout.sleep=off", "rollout.max_staleness=1"])
+    # asynchronous: engines on their own cores (CPU runs)
     assert transfer_settings(split) == {"weight_transfer": "nccl", "sleep": "off", "colocated": False,
-                                        "pin_cpus": True}  # asynchronous: engines on their own cores (CPU runs)
+                                        "pin_cpus": True, "lora_rank": None}
 
 
 def test_placement_checks() -> None:
@@ -156,7 +157,7 @@ def _sync(monkeypatch: pytest.MonkeyPatch, path: str, sleep: bool, unwritten: li
                      wake_up=lambda tags: {"seconds": 0.0, "awake": float(tags == ["kv_cache"])})
     learner = _worker(log, "learner", gpu_uuid="gpu0", init_weight_transfer=None,
                       send_weights={"bytes": 123.0, "seconds": 0.0})
-    cfg = SimpleNamespace(model=SimpleNamespace(dtype="bfloat16"))
+    cfg = SimpleNamespace(model=SimpleNamespace(dtype="bfloat16", lora=None))
     learners = SimpleNamespace(cfg=cfg, workers=[learner], timeout_s=1.0, weight_manifest=lambda: [("w", 8)])
     rollouts = SimpleNamespace(workers=[engine], timeout_s=1.0, unloaded=unloaded)
     sync = WeightSync(learners, rollouts, log=notes.append if notes is not None else None)  # type: ignore[arg-type]
