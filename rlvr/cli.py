@@ -1,7 +1,7 @@
 """The ``rlvr`` command line.
 
     rlvr train RECIPE.yaml [dotted.key=value ...]   run a recipe
-    rlvr validate RECIPE.yaml [RECIPE.yaml ...]     check recipes without starting anything (--provenance: audit)
+    rlvr validate RECIPE.yaml [...] [KEY=VALUE ...] check recipes without starting anything (--provenance: audit)
     rlvr verify --verifier NAME --data FILE.jsonl   audit a verifier against labelled completions
     rlvr eval MODEL_OR_CHECKPOINT --data FILE       pass@k / avg@n / greedy accuracy through vLLM
     rlvr samples RUN_DIR                            show a run's logged generations
@@ -52,9 +52,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue from a checkpoint: PATH (a checkpoint or a run directory: its latest) or auto "
                         "(run.output_dir/run.name's latest; a fresh start there if it has none)")
     t.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
+    t.add_argument("--dry-run", action="store_true",
+                   help="resolve the recipe, read and check the data (counts, drops, a templated example prompt) "
+                        "and plan the placement, then exit without starting Ray, an engine or a learner")
+    t.add_argument("--verbose", action="store_true",
+                   help="also show the workers' own output (vLLM, DeepSpeed, Ray) on the console; it always goes "
+                        "to RUN/logs/<role>-<i>.log (logging.verbose=true)")
 
-    v = sub.add_parser("validate", help="validate recipes without starting any engine")
-    v.add_argument("recipes", nargs="+", help="recipe YAML files")
+    v = sub.add_parser("validate", help="validate recipes without starting any engine",
+                       description="Validate recipes. KEY=VALUE words are dotted overrides, applied to every recipe "
+                                   "as `rlvr train` applies them.")
+    v.add_argument("recipes", nargs="+", metavar="RECIPE|KEY=VALUE", help="recipe YAML files, then overrides")
     v.add_argument("--plan", action="store_true",
                    help="also print each recipe's worker layout for its resources.gpus_per_node (no cluster needed)")
     v.add_argument("--provenance", action="store_true",
@@ -231,15 +239,27 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate(paths: list[str], plan: bool = False, provenance: bool = False) -> int:
+def _split_overrides(words: list[str]) -> tuple[list[str], list[str]]:
+    """(recipe files, KEY=VALUE overrides): a word with ``=`` that is not an existing file is an override."""
+    import os
+
+    overrides = [w for w in words if "=" in w and not os.path.exists(w)]
+    return [w for w in words if w not in overrides], overrides
+
+
+def _validate(words: list[str], plan: bool = False, provenance: bool = False) -> int:
     from rlvr.config import RecipeError, load_recipe
     from rlvr.config.provenance import audit, format_audit
     from rlvr.placement import ResourceError, plan_layout
 
+    paths, overrides = _split_overrides(words)
+    if not paths:
+        print("error: no recipe file given (KEY=VALUE words are overrides)", file=sys.stderr)
+        return 2
     failed = 0
     for path in paths:
         try:
-            cfg = load_recipe(path)
+            cfg = load_recipe(path, overrides)
             print(f"ok    {path}")
             if provenance:
                 print(format_audit(path, audit(path)[1]))
@@ -258,6 +278,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.ray_address:
         overrides.append(f"ray.address={args.ray_address}")
+    if args.verbose:
+        overrides.append("logging.verbose=true")
     try:
         cfg = load_recipe(args.recipe, overrides)
     except RecipeError as err:
@@ -268,15 +290,29 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     from rlvr.checkpoint import CheckpointError
     from rlvr.data.dataset import DataError
-    from rlvr.loggers import LoggerError
     from rlvr.placement import ResourceError
+    from rlvr.verify import VerifierInitError
+
+    if args.dry_run:
+        from rlvr.dry_run import dry_run
+
+        try:
+            dry_run(cfg, args.resume)
+        except (DataError, VerifierInitError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except ResourceError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        return 0
+    from rlvr.loggers import LoggerError
     from rlvr.preemption import EXIT_PREEMPTED, Preempted, preemptible
     from rlvr.remote import WorkerError
     from rlvr.rollout.sampling import SignalExhausted
     from rlvr.session import TrainingDiverged
     from rlvr.tracking import OutputError
     from rlvr.trainer import train
-    from rlvr.verify import VerifierInitError, VerifierPoolError
+    from rlvr.verify import VerifierPoolError
     from rlvr.weight_sync import WeightSyncError
 
     try:
@@ -292,6 +328,8 @@ def _train(args: argparse.Namespace) -> int:
     except Preempted as sig:
         print(f"preempted by {sig}: run stopped and shut down cleanly (exit {EXIT_PREEMPTED})", file=sys.stderr)
         return EXIT_PREEMPTED
+    print(f"look at it: rlvr plot {run_dir} --out {run_dir}/curves.png; rlvr samples {run_dir} --last; "
+          f"rlvr eval {run_dir} --data FILE.jsonl")
     print(f"done: {run_dir}")
     return 0
 
@@ -303,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides += extra
+    elif extra and args.command == "validate" and all("=" in e and not e.startswith("-") for e in extra):
+        args.recipes += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "validate":

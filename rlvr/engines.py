@@ -11,6 +11,7 @@ its checkpoint. The test suite trains every loss module that way without an engi
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +56,14 @@ class Engines(Started):
         self.row_verifiers = {v for v in row_verifiers if v is not None}
         self.max_len = max_model_len(cfg)
         self.placed: list[dict[str, Any]] = []
+        self.startup: dict[str, float] = {}  # seconds per start-up phase (`rlvr.session` prints them)
         super().__init__()
+
+    def _timed(self, phase: str, t0: float) -> float:
+        """Add the time since ``t0`` to ``phase``; now."""
+        now = time.perf_counter()
+        self.startup[phase] = self.startup.get(phase, 0.0) + now - t0
+        return now
 
     def _start(self) -> None:
         """Start everything; the engines load in the background until `wait_ready` (learners start meanwhile)."""
@@ -65,30 +73,36 @@ class Engines(Started):
         from rlvr.remote import init_ray
         from rlvr.rollout.group import RolloutGroup
 
-        cfg = self.cfg
+        cfg, t = self.cfg, time.perf_counter()
         critic_ranks = cfg.learner.num_ranks if self.critic else 0
         js = cfg.reward.judge_server
         if js is None:  # the pool needs nothing from Ray: a verifier that cannot be built fails before Ray starts
             self.verify = self._verifier_pool()
+            t = self._timed("verifier pool", t)
         actors = cfg.rollout.num_engines + cfg.learner.num_ranks + critic_ranks
         init_ray(cfg.ray.address, cfg.ray.num_cpus,
-                 math.ceil(actors * cfg.resources.cpus_per_worker + (js.num_cpus if js else 0)))
+                 math.ceil(actors * cfg.resources.cpus_per_worker + (js.num_cpus if js else 0)), cfg.logging.verbose)
         self._stack.callback(ray.shutdown)
         self.placement = Placement.reserve(cfg, self.critic, cfg.ray.startup_timeout_s,
                                            extra_cpus=js.num_cpus if js else 0.0,
                                            extra_gpus=js.num_gpus if js else 0.0)
         self._stack.callback(self.placement.remove)
+        t = self._timed("ray", t)
         self.log(f"placement: {self.placement.layout.summary}")
         if js is not None:
             self.verify = self._verifier_pool(*self._start_judge_server())
+            t = self._timed("judge server", t)
         self.rollouts = RolloutGroup(cfg, self.max_len, timeout_s=cfg.ray.startup_timeout_s,
-                                     placement=self.placement)
+                                     placement=self.placement, log_dir=str(self.log_dir))
         self._stack.callback(self.rollouts.shutdown)
+        self._timed("engine spawn", t)
 
     def wait_ready(self) -> list[dict[str, Any]]:
         """Wait for the engines to load (once); where each runs. Later calls keep the call deadline."""
         if not self.placed:
+            t = time.perf_counter()
             self.placed = self.rollouts.wait_ready()
+            self._timed("engines (after the learners)", t)
             self.rollouts.timeout_s = self.cfg.ray.call_timeout_s
         return self.placed
 

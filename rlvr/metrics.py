@@ -90,6 +90,12 @@ METRICS: list[tuple[str, str, str]] = [
      "(eval rows); "
      "engine_idle (step time no engine was generating), learner_wait (asynchronous: waiting for the step's "
      "batch), sync_wait (asynchronous: waiting for the engines before the weight sync)"),
+    ("startup/ready_s", "once, a startup row", "seconds from the start of the run to the learners and engines being "
+     "ready (the console's `ready in`)"),
+    ("startup/<name>_s", "once, a startup row", "seconds of one start-up phase: data, verifier_pool, ray (instance "
+     "and placement), judge_server, engine_spawn, learners (while the engines load), engines (left to wait for "
+     "them after the learners), weight_sync_set_up, restore or first_sync; first_eval (the step-0 evaluation) and "
+     "before_first_step (everything before step 1)"),
     ("throughput/generate_tokens_per_s", "every step", "response tokens generated per second of generation"),
     ("throughput/tokens_per_s", "every step", "prompt + response tokens trained on per second of step time"),
     ("throughput/response_tokens_per_s", "every step", "response tokens trained on per second of step time"),

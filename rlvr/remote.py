@@ -18,6 +18,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from rlvr import preemption
 
 _ROLES: dict[str, str] = {}  # actor id (hex) -> role, e.g. "rollout engine 1"
+_LOGS: dict[str, str] = {}  # actor id (hex) -> its own log file (`rlvr.worker_log`)
 _LOG_LINES = 20
 
 
@@ -25,22 +26,28 @@ class WorkerError(RuntimeError):
     """A Ray worker failed, died or missed its deadline; the message names its role."""
 
 
-def init_ray(address: str | None, num_cpus: int | None, needed_cpus: int) -> None:
+def init_ray(address: str | None, num_cpus: int | None, needed_cpus: int, verbose: bool = False) -> None:
     """Attach to ``address`` (or ``RAY_ADDRESS``) or start a local instance with enough logical
     CPUs for every actor (actors reserve one CPU each; on CPU they take turns on the cores).
 
     Without an address the instance is always a new local one (``address="local"``): a bare
     ``ray.init()`` would instead attach to the last cluster ``ray start`` left on this machine (its
-    address file in /tmp/ray), a cluster the recipe never named, and then refuse ``num_cpus``."""
+    address file in /tmp/ray), a cluster the recipe never named, and then refuse ``num_cpus``.
+
+    Workers' output stays in their own log files (`rlvr.worker_log`) unless ``verbose``: then Ray forwards it
+    to the console, and Ray's own start-up notes are shown too."""
     if ray.is_initialized():
         return
+    import logging
+
     address = address or os.environ.get("RAY_ADDRESS")
     env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore::DeprecationWarning"}}
+    quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
     if address:
-        ray.init(address=address, runtime_env=env, log_to_driver=True)
+        ray.init(address=address, runtime_env=env, **quiet)
     else:
         cpus = num_cpus if num_cpus is not None else max(os.cpu_count() or 1, needed_cpus)
-        ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env, log_to_driver=True)
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env, **quiet)
     preemption.rearm()  # ray.init replaced the driver's SIGTERM handler
 
 
@@ -76,9 +83,11 @@ def placement() -> dict[str, Any]:
     return {"node": f"{socket.gethostname()}/{node_id[:8]}", "ip": ray.util.get_node_ip_address(), "pid": os.getpid()}
 
 
-def track(handle: Any, role: str) -> None:
-    """Name an actor for failure reports."""
+def track(handle: Any, role: str, log: str | None = None) -> None:
+    """Name an actor (and its own log file, if it has one) for failure reports."""
     _ROLES[handle._actor_id.hex()] = role
+    if log is not None:
+        _LOGS[handle._actor_id.hex()] = log
 
 
 def _unanswered(refs: Any) -> list[str]:
@@ -110,17 +119,18 @@ def _describe(actor_id: str | None) -> tuple[str, str]:
         info = {}
     node, pid = (info.get("Address") or {}).get("IPAddress"), info.get("Pid")
     head = f"{role} (node {node or '?'}, pid {pid or '?'}, state {info.get('State', '?')})"
-    log = _log_tail(pid) if pid else None
+    log = _log_tail(pid, _LOGS.get(actor_id)) if pid else None
     return head, f"\n  last lines of the log of {role} ({log[0]}):\n{log[1]}" if log else ""
 
 
-def _log_tail(pid: int) -> tuple[str, str] | None:
-    """(path, last lines) of the Ray worker log for ``pid`` on this machine, if there is one."""
+def _log_tail(pid: int, own: str | None = None) -> tuple[str, str] | None:
+    """(path, last lines) of the actor's own log file when it has one, else of the Ray worker log for ``pid``
+    on this machine, if there is one."""
     try:
         logs = ray._private.worker._global_node.get_logs_dir_path()
     except Exception:
         logs = "/tmp/ray/session_latest/logs"
-    for path in glob.glob(os.path.join(logs, f"worker-*-{pid}.err")):
+    for path in [own] if own and os.path.isfile(own) else glob.glob(os.path.join(logs, f"worker-*-{pid}.err")):
         try:
             with open(path, errors="replace") as f:
                 lines = [line.rstrip() for line in f.readlines()[-_LOG_LINES:]]

@@ -95,34 +95,52 @@ class Session(Started):
                           f"{cfg.run.steps} (raise run.steps to train further)")
             return
         row_verifiers = self._load_data(state)
+        phases: dict[str, float] = {"data": time.perf_counter() - t0}
         self.algorithm = get_algorithm(cfg.algorithm, max_new_tokens=cfg.rollout.max_new_tokens)
         engines = self._engines(row_verifiers)
         self.verify, self.rollouts = engines.verify, engines.rollouts
         from rlvr.rollout.producer import check_async_layout
 
         check_async_layout(cfg, engines.placement.layout.gpus)  # before the learners start
+        t = time.perf_counter()
         info = self._start_learners(engines)
+        learners_s = time.perf_counter() - t
         placed = engines.wait_ready()
+        if self._shared is None:  # shared engines started before this run
+            phases |= {k: v for k, v in engines.startup.items() if not k.startswith("engines")}
+        phases["learners"] = learners_s
+        if self._shared is None:
+            phases |= {k: v for k, v in engines.startup.items() if k.startswith("engines")}
+        t = time.perf_counter()
         probe = SyncProbe.build(cfg.rollout.sync_probe, cfg.model.dtype, [r.token_ids for r in self.prompts.rows])
         self.sync = WeightSync(self.learners, self.rollouts, log=self.log.info, probe=probe)
+        phases["weight sync set-up"] = time.perf_counter() - t
         self.log.info(f"weight sync: {self.sync.describe()}")
         chunk = info["logprob_chunk_tokens"]
         why = " (ZeRO-3 with a frozen output layer)" if not chunk and cfg.learner.logprob_chunk_tokens else ""
         self.log.info(f"learner micro-batches: {info['batching']}; log-probs "
                       + (f"in chunks of {chunk} tokens" if chunk else f"over whole micro-batches{why}"))
+        t = time.perf_counter()
         if ckpt is not None:
             self._restore(ckpt)
+            phases["restore"] = time.perf_counter() - t
         elif self._shared is not None:  # shared engines hold whatever policy the previous run left
             self.sync(version=0)
+            phases["first sync"] = time.perf_counter() - t
         self._log_pinning(placed)
         lora = cfg.model.lora
         trained = (f", LoRA r={lora.r}: {info['trainable_params'] / 1e6:.3g}M trained "
                    f"({100 * info['trainable_params'] / info['params']:.2g}%)" if lora is not None else "")
+        self.ready_s = time.perf_counter() - t0
         self.log.info(
-            f"ready in {time.perf_counter() - t0:.1f} s: {cfg.learner.num_ranks} learner rank(s) "
+            f"ready in {self.ready_s:.1f} s: {cfg.learner.num_ranks} learner rank(s) "
             f"({info['params'] / 1e6:.2f}M params{trained}) on {info['nodes']}, {len(placed)} rollout engine(s) on "
             f"{sorted({p['node'] for p in placed})}"
         )
+        self.startup = {"startup/ready_s": self.ready_s} | {
+            f"startup/{name.split(' (')[0].replace(' ', '_').replace('-', '_')}_s": s for name, s in phases.items()}
+        self.log.info("start-up: " + ", ".join(f"{name} {s:.1f} s" for name, s in phases.items())
+                      + " (the engines load while the learners start)")
 
     def _open_run(self) -> tuple[Path | None, dict[str, Any] | None]:
         """Run directory, log and checkpoint writer; the checkpoint to resume from and its trainer state, if
@@ -143,7 +161,8 @@ class Session(Started):
             self.start_step, self.kl_value = int(state["step"]), float(state["kl_coef"])
         self.log = RunLog(self.run_dir, cfg.run.steps, loggers=build_loggers(cfg, self.run_dir))
         self._stack.callback(self.log.close)
-        self.log.info(f"run directory: {self.run_dir}")
+        self.log.info(f"run directory: {self.run_dir}  (watch: rlvr samples {self.run_dir} --last; "
+                      f"rlvr plot {self.run_dir} --out {self.run_dir}/curves.png; worker logs in {self.run_dir}/logs)")
         if self.resume is not None and ckpt is None:
             self.log.info(f"resume {self.resume}: no checkpoint yet in {self.run_dir}; starting from step 0")
         return ckpt, state
@@ -190,14 +209,16 @@ class Session(Started):
         from rlvr.learner.group import LearnerGroup
 
         cfg = self.cfg
-        self.learners = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, placement=engines.placement)
+        logs = str(self.run_dir / "logs")
+        self.learners = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, placement=engines.placement,
+                                     log_dir=logs)
         self._stack.callback(self.learners.shutdown)
         self.critic = None
         if self.algorithm.needs_critic:
             from rlvr.learner.critic import CriticWorker
 
             self.critic = LearnerGroup(cfg, timeout_s=cfg.ray.startup_timeout_s, placement=engines.placement,
-                                       worker_cls=CriticWorker, role="critic")
+                                       worker_cls=CriticWorker, role="critic", log_dir=logs)
             self._stack.callback(self.critic.shutdown)
         info = self.learners.setup()
         self.learners.timeout_s = cfg.ray.call_timeout_s

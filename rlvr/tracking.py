@@ -146,8 +146,8 @@ class RunLog:
         eta = self._step_s / self._steps * (self.total - step)
         filled = round(self.BAR * step / max(self.total, 1))
         parts = [f"{short} {metrics[key]:.4g}" for key, short in self.CONSOLE_KEYS if key in metrics]
-        return (f"step {step}/{self.total} [{'#' * filled}{'.' * (self.BAR - filled)}] {_hms(elapsed)} "
-                f"eta {_hms(eta)} | " + " | ".join(parts))
+        return (f"step {step}/{self.total} [{'#' * filled}{'.' * (self.BAR - filled)}] {hms(elapsed)} "
+                f"eta {hms(eta)} | " + " | ".join(parts))
 
     def eval(self, step: int, metrics: dict[str, float]) -> None:
         for logger in self.loggers:
@@ -155,6 +155,11 @@ class RunLog:
         parts = [f"{k.removeprefix('eval/')} {v:.4g}" for k, v in metrics.items()
                  if k.endswith("accuracy") or "/pass@" in k]
         print(f"eval @ step {step} | " + " | ".join(parts), file=self.out, flush=True)
+
+    def record(self, step: int, kind: str, metrics: dict[str, float]) -> None:
+        """Metrics of another ``kind`` than a step's or an eval's (``startup``), to every logger, not the console."""
+        for logger in self.loggers:
+            logger.log(step, kind, metrics)
 
     def samples(self, step: int, records: list[dict[str, Any]]) -> None:
         for rec in records:
@@ -169,7 +174,7 @@ class RunLog:
         self._samples.close()
 
 
-def _hms(seconds: float) -> str:
+def hms(seconds: float) -> str:
     s = int(seconds)
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 

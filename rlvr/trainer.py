@@ -21,19 +21,25 @@ from rlvr.engines import Engines
 from rlvr.evaluate import evaluate
 from rlvr.prepare import kl_controller, prepare_rows
 from rlvr.session import Session
-from rlvr.tracking import PhaseTimer
+from rlvr.tracking import PhaseTimer, hms
 
 
 def train(cfg: RecipeConfig, resume: str | None = None, engines: Engines | None = None) -> Path:
     """Run a recipe to completion (or from a checkpoint: ``resume`` is a path or ``auto``); the run directory.
     ``engines``: already started ones to use instead of starting its own (see `rlvr.engines`)."""
+    started = time.perf_counter()
     with Session(cfg, resume, engines) as s:
         if s.start_step >= cfg.run.steps:  # resumed at the end: said so in the log, nothing started
             return s.run_dir
         r = cfg.rollout
+        t = time.perf_counter()
         if s.eval_sets and s.start_step == 0:
             s.sync.before_rollout()
             s.log.eval(0, evaluate(s.rollouts, s.verify, s.eval_sets, cfg))
+        first_eval_s = time.perf_counter() - t
+        before_step = time.perf_counter() - started
+        s.log.record(s.start_step, "startup", {**s.startup, "startup/first_eval_s": first_eval_s,
+                                                "startup/before_first_step_s": before_step})
         kl = kl_controller(cfg)
         kl.value = s.kl_value if s.kl_value is not None else kl.value
         source = s.rollout_source()  # the synchronous loop's, or the asynchronous producer (max_staleness >= 1)
@@ -71,4 +77,7 @@ def train(cfg: RecipeConfig, resume: str | None = None, engines: Engines | None 
             s.log.eval(cfg.run.steps, evaluate(s.rollouts, s.verify, s.eval_sets, cfg))
         if cfg.checkpoint.final:
             s.log.info(f"final checkpoint: {s.export_final()}")
+        total = time.perf_counter() - started
+        s.log.info(f"time: {hms(total)} in all, {before_step:.1f} s ({100 * before_step / total:.0f}%) before the "
+                   f"first step (start-up {s.ready_s:.1f} s, first eval {first_eval_s:.1f} s)")
         return s.run_dir

@@ -554,6 +554,9 @@ class CheckpointConfig(_Strict):
 
 
 class LoggingConfig(_Strict):
+    verbose: bool = False
+    """Also show the workers' own output (vLLM engines, DeepSpeed learners, Ray) on the console (``rlvr train
+    --verbose``). It always goes to ``RUN/logs/<role>-<i>.log``; the console otherwise shows rlvr's lines only."""
     samples_per_step: int = Field(4, ge=0)
     """Generations (with scores) written to ``samples.jsonl`` per step."""
     loggers: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)

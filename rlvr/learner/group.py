@@ -17,22 +17,25 @@ from rlvr.learner.packing import balanced_partition
 from rlvr.learner.worker import LearnerWorker
 from rlvr.placement import Placement
 from rlvr.remote import track, wait
+from rlvr.worker_log import role_log
 
 
 class LearnerGroup:
     def __init__(
         self, cfg: RecipeConfig, timeout_s: float, placement: Placement,
-        worker_cls: type[LearnerWorker] = LearnerWorker, role: str = "actor",
+        worker_cls: type[LearnerWorker] = LearnerWorker, role: str = "actor", log_dir: str | None = None,
     ) -> None:
+        """``log_dir``: each rank's output goes to ``log_dir/<learner|critic>-<rank>.log`` (`rlvr.worker_log`)."""
         self.cfg, self.timeout_s, self.role = cfg, timeout_s, role
         n = cfg.learner.num_ranks
         slots = placement.layout.critics if role == "critic" else placement.layout.learners
         actor = ray.remote(worker_cls)
         addr, port = placement.free_port_at(slots[0])  # rank 0 hosts the process group's store
-        self.workers = [actor.options(**placement.options(slot)).remote(cfg, rank, n, addr, port)
+        logs = [role_log(log_dir, "learner" if role == "actor" else role, rank) for rank in range(n)]
+        self.workers = [actor.options(**placement.options(slot)).remote(cfg, rank, n, addr, port, logs[rank])
                         for rank, slot in enumerate(slots)]
         for rank, w in enumerate(self.workers):
-            track(w, f"{'policy learner' if role == 'actor' else role} rank {rank}")
+            track(w, f"{'policy learner' if role == 'actor' else role} rank {rank}", logs[rank])
         # Start loading now; `setup` waits, so the rollout engines can start meanwhile.
         self._setup_refs = [w.setup.remote() for w in self.workers]
 

@@ -98,7 +98,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 class LearnerWorker:
     """One data-parallel rank. Wrapped with ``ray.remote`` by `rlvr.learner.group`."""
 
-    def __init__(self, cfg: RecipeConfig, rank: int, world_size: int, master_addr: str, master_port: int) -> None:
+    def __init__(self, cfg: RecipeConfig, rank: int, world_size: int, master_addr: str, master_port: int,
+                 log_path: str | None = None) -> None:
+        from rlvr.worker_log import redirect_output
+
+        redirect_output(log_path, tee=cfg.logging.verbose)  # before DeepSpeed or transformers print anything
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
         os.environ.update(
             RANK=str(rank), LOCAL_RANK="0", WORLD_SIZE=str(world_size),

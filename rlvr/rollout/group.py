@@ -14,28 +14,32 @@ from rlvr.config.schema import RecipeConfig
 from rlvr.placement import Placement
 from rlvr.remote import WorkerError, shard_ranges, track, wait
 from rlvr.rollout.worker import RolloutWorker, Sample, transfer_settings
+from rlvr.worker_log import role_log
 
 
 class RolloutGroup:
     def __init__(
         self, cfg: RecipeConfig, max_model_len: int, timeout_s: float, placement: Placement,
-        worker_cls: type[RolloutWorker] = RolloutWorker,
+        worker_cls: type[RolloutWorker] = RolloutWorker, log_dir: str | None = None,
     ) -> None:
+        """``log_dir``: engine i's output goes to ``log_dir/rollout-<i>.log`` (`rlvr.worker_log`)."""
         self.cfg, self.timeout_s = cfg, timeout_s
         r = cfg.rollout
         vllm_kwargs = dict(r.vllm)
         if r.tensor_parallel_size > 1:  # vLLM's Ray executor, workers on the engine's bundles (rlvr.placement)
             vllm_kwargs.update(tensor_parallel_size=r.tensor_parallel_size, distributed_executor_backend="ray")
         actor = ray.remote(worker_cls)
+        logs = [role_log(log_dir, "rollout", i) for i in range(len(placement.layout.engines))]
         self.workers = [
             actor.options(**placement.options(slot)).remote(
                 cfg.model.source, cfg.model.dtype, cfg.run.seed + i, max_model_len, r.kv_cache_gib,
-                r.gpu_memory_utilization, vllm_kwargs, **transfer_settings(cfg),
+                r.gpu_memory_utilization, vllm_kwargs, **transfer_settings(cfg), log_path=logs[i],
+                verbose=cfg.logging.verbose,
             )
             for i, slot in enumerate(placement.layout.engines)
         ]
         for i, w in enumerate(self.workers):
-            track(w, f"rollout engine {i}")
+            track(w, f"rollout engine {i}", logs[i])
 
     def wait_ready(self) -> list[dict[str, Any]]:
         return wait([w.ready.remote() for w in self.workers], self.timeout_s, "rollout engine start-up")

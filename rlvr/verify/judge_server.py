@@ -178,6 +178,8 @@ class JudgeServer:
         if (gpus is not None and not gpus) or (gpus is None and not _cuda_available()):
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_gib))
             args.setdefault("dtype", "float32")
+            if "compilation_config" not in args:  # as the rollout engines on CPU: no ~10 s recompile per start
+                args.setdefault("enforce_eager", True)
         env.update(self.env)
         server = server_command(self.model, host, port, args, vllm_build())
         command = [sys.executable, "-m", __name__, "--parent", str(os.getpid()), "--", *server]

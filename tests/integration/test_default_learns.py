@@ -3,10 +3,13 @@
 about 0.94 over the last steps. The thresholds (0.85 at step 10, 0.93 at the end, +0.2 reward) leave room
 for other machines' rounding but not for a trainer learning several times slower (a 4x smaller learning
 rate gives 0.50 at step 2 and 0.87 at step 10: tests/integration/test_training.py). This is the README's
-first command."""
+first command, so it also holds the console to what a new user should see: at most 60 lines, rlvr's own (no
+engine, learner or Ray chatter, which is in each worker's log file instead), the start-up broken down, and the
+run directory with how to watch it."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +34,19 @@ def test_default_recipe_learns_at_its_measured_pace(tmp_path: Path) -> None:
     reward = [r["reward/mean"] for r in read_metrics(run_dir, "train")]
     assert sum(reward[-5:]) / 5 - reward[0] >= 0.2, reward
     assert (run_dir / "checkpoints" / "final" / "model.safetensors").is_file()
+
+    console = (proc.stdout + proc.stderr).splitlines()
+    assert len(console) <= 60, "\n".join(console)
+    chatter = [line for line in console if re.search(r"\b(INFO|WARNING|DEBUG)\b|Worker pid=|^\[W|Loading ", line)]
+    assert not chatter, chatter
+    assert console[0] == f"run directory: {run_dir}  (watch: rlvr samples {run_dir} --last; rlvr plot {run_dir} " \
+                         f"--out {run_dir}/curves.png; worker logs in {run_dir}/logs)"
+    startup = next(line for line in console if line.startswith("start-up: "))
+    assert all(f"{phase} " in startup for phase in ("data", "ray", "learners", "engines", "weight sync set-up"))
+    assert any(line.startswith("time: ") and "before the first step" in line for line in console)
+    # every worker's own output is in its file: vLLM's engine start, DeepSpeed's set-up, the verifier workers
+    logs = run_dir / "logs"
+    assert "Initializing a V1 LLM engine" in (logs / "rollout-0.log").read_text()
+    assert "DeepSpeed" in (logs / "learner-0.log").read_text()
+    row = next(r for r in read_metrics(run_dir) if r["kind"] == "startup")
+    assert row["startup/ready_s"] > 0 and row["startup/before_first_step_s"] >= row["startup/ready_s"]

@@ -30,6 +30,7 @@ def test_killed_rollout_engine_is_reported_within_30s(extra: list[str], tmp_path
     error = run.text[run.text.index("error: "):]
     assert "rollout engine 0 (node " in error and f"pid {victims[0]}" in error and " died." in error, error
     assert "last lines of the log of rollout engine 0" in error, error
+    assert "/logs/rollout-0.log):" in error and "(empty)" not in error, error  # the tail of its own file
     assert not any(line.startswith("step 200/") for line in run.lines)
     assert wait_for(lambda: not any(running(pid) for pid in workers), 30), workers
 
