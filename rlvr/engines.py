@@ -80,15 +80,16 @@ class Engines(Started):
             self.verify = self._verifier_pool()
             t = self._timed("verifier pool", t)
         actors = cfg.rollout.num_engines + cfg.learner.num_ranks + critic_ranks
-        init_ray(cfg.ray.address, cfg.ray.num_cpus,
-                 math.ceil(actors * cfg.resources.cpus_per_worker + (js.num_cpus if js else 0)), cfg.logging.verbose)
+        how = init_ray(cfg.ray.address, cfg.ray.num_cpus,
+                       math.ceil(actors * cfg.resources.cpus_per_worker + (js.num_cpus if js else 0)),
+                       cfg.logging.verbose)
         self._stack.callback(ray.shutdown)
         self.placement = Placement.reserve(cfg, self.critic, cfg.ray.startup_timeout_s,
                                            extra_cpus=js.num_cpus if js else 0.0,
                                            extra_gpus=js.num_gpus if js else 0.0)
         self._stack.callback(self.placement.remove)
         t = self._timed("ray", t)
-        self.log(f"placement: {self.placement.layout.summary}")
+        self.log(f"placement: {self.placement.layout.summary}; Ray: {how}")
         if js is not None:
             self.verify = self._verifier_pool(*self._start_judge_server())
             t = self._timed("judge server", t)

@@ -26,7 +26,7 @@ class WorkerError(RuntimeError):
     """A Ray worker failed, died or missed its deadline; the message names its role."""
 
 
-def init_ray(address: str | None, num_cpus: int | None, needed_cpus: int, verbose: bool = False) -> None:
+def init_ray(address: str | None, num_cpus: int | None, needed_cpus: int, verbose: bool = False) -> str:
     """Attach to ``address`` (or ``RAY_ADDRESS``) or start a local instance with enough logical
     CPUs for every actor (actors reserve one CPU each; on CPU they take turns on the cores).
 
@@ -35,9 +35,10 @@ def init_ray(address: str | None, num_cpus: int | None, needed_cpus: int, verbos
     address file in /tmp/ray), a cluster the recipe never named, and then refuse ``num_cpus``.
 
     Workers' output stays in their own log files (`rlvr.worker_log`) unless ``verbose``: then Ray forwards it
-    to the console, and Ray's own start-up notes are shown too."""
+    to the console, and Ray's own start-up notes are shown too. Returns what it did, for the run's log (Ray's own
+    notes, "Connecting to existing Ray cluster", are hidden with the rest of its INFO lines)."""
     if ray.is_initialized():
-        return
+        return "an instance already started in this process"
     import logging
 
     address = address or os.environ.get("RAY_ADDRESS")
@@ -45,10 +46,13 @@ def init_ray(address: str | None, num_cpus: int | None, needed_cpus: int, verbos
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
     if address:
         ray.init(address=address, runtime_env=env, **quiet)
+        how = f"attached to the cluster at {address}"
     else:
         cpus = num_cpus if num_cpus is not None else max(os.cpu_count() or 1, needed_cpus)
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=env, **quiet)
+        how = f"a local instance of {cpus} CPU(s)"
     preemption.rearm()  # ray.init replaced the driver's SIGTERM handler
+    return how
 
 
 def wait(refs: Any, timeout_s: float, what: str) -> Any:

@@ -41,6 +41,7 @@ def test_default_recipe_learns_at_its_measured_pace(tmp_path: Path) -> None:
     assert not chatter, chatter
     assert console[0] == f"run directory: {run_dir}  (watch: rlvr samples {run_dir} --last; rlvr plot {run_dir} " \
                          f"--out {run_dir}/curves.png; worker logs in {run_dir}/logs)"
+    assert any(line.startswith("placement: ") and "; Ray: a local instance of" in line for line in console)
     startup = next(line for line in console if line.startswith("start-up: "))
     assert all(f"{phase} " in startup for phase in ("data", "ray", "learners", "engines", "weight sync set-up"))
     assert any(line.startswith("time: ") and "before the first step" in line for line in console)

@@ -63,7 +63,7 @@ def test_sbatch_runs_the_tiny_recipe_on_two_nodes(slurm: Slurm, tmp_path: Path, 
     assert address and address.group(2) == str(job), out[-4000:]
     assert "starting a Ray worker on" in out and "2 Ray node(s) alive" in out, out[-4000:]
     assert f"--ray-address {address.group(1)}" in out, out[-4000:]
-    assert f"Connecting to existing Ray cluster at address: {address.group(1)}" in out, out[-4000:]
+    assert f"Ray: attached to the cluster at {address.group(1)}" in out, out[-4000:]
     assert "step 2/2" in out and "rlvr train exited with 0" in out, out[-4000:]
     (run,) = [p for p in run_dir.iterdir() if p.is_dir()]
     assert [r["step"] for r in read_metrics(run, "train")] == [1, 2]
