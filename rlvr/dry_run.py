@@ -17,12 +17,9 @@ from rlvr.config import RecipeConfig
 
 def dry_run(cfg: RecipeConfig, resume: str | None = None, out: Callable[[str], None] = print) -> None:
     """Print the plan of a run of ``cfg``. Raises what training would raise for bad data or a bad layout."""
-    from transformers import AutoTokenizer
-
     from rlvr.algorithms import get_algorithm
-    from rlvr.data.dataset import build_rows
+    from rlvr.data.dataset import read_recipe_data
     from rlvr.placement import plan_layout
-    from rlvr.verify.specs import verifier_checker
 
     run = Path(cfg.run.output_dir) / cfg.run.name
     if resume is None:
@@ -34,16 +31,9 @@ def dry_run(cfg: RecipeConfig, resume: str | None = None, out: Callable[[str], N
     out(f"model: {cfg.model.source} ({cfg.model.dtype})" + (
         f", LoRA r={lora.r} alpha={lora.alpha:g} on {lora.target_modules}, sync {lora.sync_mode}" if lora else
         ", full fine-tuning"))
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, revision=cfg.model.revision)
-    check = verifier_checker(cfg.reward)
-    example = None
-    for split, sources in (("train", cfg.data.train), ("eval", cfg.eval.data)):
-        for src in sources:
-            rows, report = build_rows(src, cfg.data, tokenizer, check)
-            out(f"{split} data {src.label}: {report.describe()}")
-            if split == "train" and example is None and rows:
-                example = rows[0]
-    if example is not None:
+    train, _ = read_recipe_data(cfg, out)
+    if train:
+        example = train[0]
         out(f"example prompt ({len(example.token_ids)} tokens, template {cfg.data.template}, answer "
             f"{example.answer!r}, verifier {example.verifier or cfg.reward.verifier}):")
         out("\n".join(f"  | {line}" for line in example.text.splitlines() or [""]))

@@ -22,7 +22,7 @@ from rlvr.checkpoint import (
     trainer_state,
 )
 from rlvr.config import RecipeConfig
-from rlvr.data.dataset import PromptRow, PromptSampler, build_rows
+from rlvr.data.dataset import PromptSampler, read_recipe_data
 from rlvr.engines import Engines
 from rlvr.lifecycle import Started
 from rlvr.loggers import build_loggers
@@ -170,23 +170,8 @@ class Session(Started):
     def _load_data(self, state: dict[str, Any] | None) -> list[str | None]:
         """Training prompts (at the checkpoint's position, ``state`` its trainer state) and eval sets, checked
         row by row; every row's verifier name, for the verifier pool."""
-        from transformers import AutoTokenizer
-
-        from rlvr.verify.specs import verifier_checker
-
         cfg = self.cfg
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, revision=cfg.model.revision)
-        check = verifier_checker(cfg.reward)
-        train_rows: list[PromptRow] = []
-        self.eval_sets: dict[str, list[PromptRow]] = {}
-        for split, sources in (("train", cfg.data.train), ("eval", cfg.eval.data)):
-            for src in sources:
-                rows, report = build_rows(src, cfg.data, tokenizer, check)
-                self.log.info(f"{split} data {src.label}: {report.describe()}")
-                if split == "train":
-                    train_rows += rows
-                else:
-                    self.eval_sets[src.label] = rows
+        train_rows, self.eval_sets = read_recipe_data(cfg, self.log.info)
         self.prompts = PromptSampler(train_rows, cfg.data.shuffle, cfg.run.seed)
         if state is not None:
             self.prompts.load_state_dict(state["sampler"])

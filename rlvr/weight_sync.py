@@ -160,8 +160,8 @@ class WeightSync:
 
     def describe(self) -> str:
         lora = self.learners.cfg.model.lora
+        probe = f"; {self.probe.describe()}" if self.probe is not None else "; no sync probe"
         if lora is not None:
-            probe = f"; {self.probe.describe()}" if self.probe is not None else "; no sync probe"
             if self.adapter:
                 return (f"LoRA adapter only (r={lora.r}, {len(self.buckets[0])} tensors, "
                         f"{self.manifest_bytes / 2**20:.2f} MiB at the learner's dtype) through Ray's object store "
@@ -175,7 +175,6 @@ class WeightSync:
             "ipc": "vLLM CUDA IPC weight transfer from the learner rank on each engine's GPU",
         }[self.path]
         sleep = f"; engines sleep (level {self.sleep_level}) between rollouts" if self.sleep else ""
-        probe = f"; {self.probe.describe()}" if self.probe is not None else "; no sync probe"
         return (f"{self.path} ({how}), {len(self.buckets)} bucket(s) of <= {self.bucket_bytes / 2**20:.0f} MiB "
                 f"at {self.dtype}{sleep}{probe}")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlvr.config.schema import DataConfig, DataSource
+from rlvr.config.schema import DataConfig, DataSource, RecipeConfig
 from rlvr.data.templates import apply_template
 
 
@@ -209,6 +209,30 @@ def build_rows(
     if not rows:
         raise DataError(f"data source {src.label!r}: no usable rows: {report.describe()}")
     return rows, report
+
+
+def read_recipe_data(
+    cfg: RecipeConfig, log: Callable[[str], None],
+) -> tuple[list[PromptRow], dict[str, list[PromptRow]]]:
+    """A recipe's training rows and eval sets (by label), read and checked row by row with the recipe's tokenizer
+    and verifiers, each source's counts and drops logged: what a run and ``rlvr train --dry-run`` both read."""
+    from transformers import AutoTokenizer
+
+    from rlvr.verify.specs import verifier_checker
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model.source, revision=cfg.model.revision)
+    check = verifier_checker(cfg.reward)
+    train: list[PromptRow] = []
+    evals: dict[str, list[PromptRow]] = {}
+    for split, sources in (("train", cfg.data.train), ("eval", cfg.eval.data)):
+        for src in sources:
+            rows, report = build_rows(src, cfg.data, tokenizer, check)
+            log(f"{split} data {src.label}: {report.describe()}")
+            if split == "train":
+                train += rows
+            else:
+                evals[src.label] = rows
+    return train, evals
 
 
 class PromptSampler:

@@ -29,6 +29,7 @@ from rlvr.algorithms.base import AggNorm, LossInput
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import MicroBatch, TrainRows, collate, unscatter
 from rlvr.learner.logprobs import chunked_logprobs, token_entropy, token_logprobs
+from rlvr.learner.lora import numel, trainable
 from rlvr.learner.memory import releases_cuda_cache
 from rlvr.learner.packing import VARLEN_KERNELS, pack, packed_micro_batches, packing_choice, padded_bins
 from rlvr.learner.sync_source import bucket_source, sync_params
@@ -207,11 +208,10 @@ class LearnerWorker:
             self.ref, *_ = deepspeed.initialize(model=ref_model, config=inference_config(cfg, self.world_size))
             self.ref.eval()
         self._check_packing(lambda mb: self._forward(self.engine, mb)[0])
-        params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())  # ZeRO-3 partitions numel
-        trained = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
+        params = sum(numel(p) for p in model.parameters())
+        trained = sum(numel(p) for _, p in trainable(model))
         return {"params": params, "trainable_params": trained, "tied_embeddings": self.tied,
-                "batching": self.batching, "logprob_chunk_tokens": self.chunk_tokens,
-                "lora_sync": self.lora.sync_mode if self.lora is not None else None, **self.ready()}
+                "batching": self.batching, "logprob_chunk_tokens": self.chunk_tokens, **self.ready()}
 
     def optimizer_state_bytes(self) -> int:
         """Bytes of optimizer state this rank holds now: the moments (created by the first step) and ZeRO's
@@ -492,7 +492,7 @@ class LearnerWorker:
 
     def _named_params(self) -> list[tuple[str, torch.nn.Parameter]]:
         """The parameters the optimizer trains (every one, or with LoRA the adapter's), by module name."""
-        return [(n, p) for n, p in self.engine.module.named_parameters() if p.requires_grad]
+        return trainable(self.engine.module)
 
     def _sync_sources(self) -> list[Any]:
         """What the engines take by full-weight sync, as `rlvr.learner.lora.MergedSource` (name, parameter and,
@@ -507,8 +507,6 @@ class LearnerWorker:
         """(name, bytes) of everything the engines receive, in order; plans the sync buckets. Full weights:
         Hugging Face names (`sync_params`: a tied output layer under its own name; with LoRA merged, the
         base model's names). LoRA adapter sync: the adapter's tensors, by peft name."""
-        from rlvr.learner.lora import numel
-
         if self.lora is not None and self.lora.sync_mode == "adapter":
             return [(n, numel(p) * p.element_size()) for n, p in self._named_params()]
         return [(s.name, numel(s.param) * s.param.element_size()) for s in self._sync_sources()]

@@ -81,8 +81,8 @@ def vllm_lora_rank(r: int) -> int:
 
 
 def _scratch_dir() -> str:
-    """A private folder for the adapters this engine loads: in shared memory (/dev/shm) where there is one, so
-    a sync never waits on a disk; vLLM's LoRA loader reads only from a path."""
+    """A fresh private folder for one synced adapter: in shared memory (/dev/shm) where there is one, so a sync
+    never waits on a disk; vLLM's LoRA loader reads only from a path."""
     import tempfile
 
     shm = "/dev/shm"
@@ -165,12 +165,11 @@ class RolloutWorker:
         if self.transfer.sleep:
             kwargs["enable_sleep_mode"] = True  # sleep/wake need vLLM's cumem allocator from the start
         self.lora_request: Any = None  # the adapter every request runs with (None: the base weights)
-        self.lora_dir: str | None = None
+        self.lora_ids: int | None = None  # adapters loaded so far (the last one's id); None: started without LoRA
         if lora_rank is not None:
             # One adapter slot, plus a second in the CPU cache so the next version loads beside the current one.
             kwargs.update(enable_lora=True, max_lora_rank=vllm_lora_rank(lora_rank), max_loras=1, max_cpu_loras=2)
-            self.lora_dir = _scratch_dir()
-            self._lora_ids = 0
+            self.lora_ids = 0
         kwargs.update(vllm_kwargs)
         self.preserved = list(kwargs.get("sleep_preserve_parameter_names") or [])
         self.llm = LLM(**kwargs)
@@ -295,36 +294,37 @@ class RolloutWorker:
         "config": adapter_config.json contents}`` (a sync) or a peft adapter directory (evaluation).
 
         Each version goes in under a fresh id and name (vLLM caches adapters by id, and a request for a known
-        id would keep the old tensors); the previous one is then removed from the engine and its folder deleted.
+        id would keep the old tensors); the previous one is then removed from the engine. A synced adapter is
+        written to a scratch folder for vLLM's loader, deleted once loaded; a directory is loaded where it is.
         Returns the bytes received (the adapter's tensors) and the seconds it took."""
         import json
         import shutil
 
         from vllm.lora.request import LoRARequest
 
-        if self.lora_dir is None:
+        if self.lora_ids is None:
             raise RuntimeError("this engine was started without LoRA (model.lora.sync is not adapter)")
         start = time.perf_counter()
-        self._lora_ids += 1
-        new = os.path.join(self.lora_dir, f"v{self._lora_ids}")
+        self.lora_ids += 1
         nbytes = 0
         if isinstance(adapter, str):
-            shutil.copytree(adapter, new)
+            path, scratch = adapter, None
         else:
             from safetensors.torch import save_file
 
-            os.makedirs(new)
+            path = scratch = _scratch_dir()
             tensors = {k: v.contiguous() for k, v in adapter["tensors"].items()}
-            save_file(tensors, os.path.join(new, "adapter_model.safetensors"))
-            with open(os.path.join(new, "adapter_config.json"), "w") as f:
+            save_file(tensors, os.path.join(path, "adapter_model.safetensors"))
+            with open(os.path.join(path, "adapter_config.json"), "w") as f:
                 json.dump(adapter["config"], f)
             nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
-        request = LoRARequest(f"rlvr-policy-{self._lora_ids}", self._lora_ids, new)
+        request = LoRARequest(f"rlvr-policy-{self.lora_ids}", self.lora_ids, path)
         try:
             if not self.llm.llm_engine.add_lora(request):
-                raise RuntimeError(f"vLLM did not load the LoRA adapter {new}")
+                raise RuntimeError(f"vLLM did not load the LoRA adapter {path}")
         finally:  # vLLM holds the loaded tensors in its adapter cache; the files are not read again
-            shutil.rmtree(new, ignore_errors=True)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         old, self.lora_request = self.lora_request, request
         if old is not None:
             self.llm.llm_engine.remove_lora(old.lora_int_id)
