@@ -18,6 +18,7 @@ from rlvr.config import RecipeConfig
 def dry_run(cfg: RecipeConfig, resume: str | None = None, out: Callable[[str], None] = print) -> None:
     """Print the plan of a run of ``cfg``. Raises what training would raise for bad data or a bad layout."""
     from rlvr.algorithms import get_algorithm
+    from rlvr.algorithms.base import wants_greedy
     from rlvr.data.dataset import read_recipe_data
     from rlvr.placement import plan_layout
 
@@ -39,9 +40,14 @@ def dry_run(cfg: RecipeConfig, resume: str | None = None, out: Callable[[str], N
         out("\n".join(f"  | {line}" for line in example.text.splitlines() or [""]))
     r, a = cfg.rollout, cfg.algorithm
     algorithm = get_algorithm(a, max_new_tokens=r.max_new_tokens)
+    extra = r.extra_samples
     out(f"each step: {r.prompts_per_step} prompts x {r.n} samples = {r.prompts_per_step * r.n} responses of <= "
-        f"{r.max_new_tokens} tokens, {a.epochs} epoch(s) x {a.mini_batches} mini-batch(es); {cfg.run.steps} steps")
-    out(f"algorithm: {a.name} (advantage {a.advantage}, loss aggregation {a.loss_agg}"
+        f"{r.max_new_tokens} tokens"
+        + (f" (+{extra.n} for each prompt whose pass rate is in [{extra.min_pass_rate:g}, {extra.max_pass_rate:g}])"
+           if extra else "")
+        + (", and one greedy response per prompt (the ReMax baseline)" if wants_greedy(algorithm) else "")
+        + f", {a.epochs} epoch(s) x {a.mini_batches} mini-batch(es); {cfg.run.steps} steps")
+    out(f"algorithm: {a.name} (advantage {a.advantage}, policy loss {a.policy_loss}, loss aggregation {a.loss_agg}"
         + (f", KL {a.kl_estimator} x {a.kl_coef:g} in the {a.kl_placement}" if algorithm.needs_reference else "")
         + (", a value critic" if algorithm.needs_critic else "") + f"), lr {a.lr:g}")
     layout = plan_layout(cfg, algorithm.needs_critic, cfg.resources.gpus_per_node or 0)

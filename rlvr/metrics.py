@@ -26,6 +26,17 @@ METRICS: list[tuple[str, str, str]] = [
     ("response_length/max", "every step", "longest response in tokens"),
     ("response_length/clip_ratio", "every step", "fraction of responses cut at rollout.max_new_tokens"),
     ("rollout/generated_tokens", "every step", "response tokens generated, all dynamic-sampling rounds included"),
+    ("rollout/extra_samples", "every step", "responses of the step's batch generated in the second round of "
+     "rollout.extra_samples (prompts whose first-round pass rate was in the band; 0 without it)"),
+    ("rollout/group_size_mean", "every step", "mean responses per prompt in the step's batch (rollout.n, more with "
+     "rollout.extra_samples)"),
+    ("rollout/group_size_max", "every step", "largest group of the step's batch"),
+    ("rollout/greedy_reward_mean", "greedy baseline (ReMax)", "mean verifier score of the one greedy response per "
+     "prompt (temperature 0), the baseline ReMax subtracts; not trained on"),
+    ("rollout/greedy_accuracy", "greedy baseline (ReMax)", "fraction of the greedy responses judged correct"),
+    ("rollout/greedy_generated_tokens", "greedy baseline (ReMax)", "response tokens of the greedy responses, "
+     "all dynamic-sampling rounds included (generated in the same engine calls as the samples, so their time is "
+     "part of time/generate_s)"),
     ("rollout/logprob_abs_diff", "every step", "mean |sampler log-prob - learner log-prob| per response token: "
      "the rollout/learner mismatch (0 up to numerics when the weight sync is exact)"),
     # dynamic sampling
@@ -54,6 +65,27 @@ METRICS: list[tuple[str, str, str]] = [
     ("actor/pg_clipfrac_low", "every step", "fraction clipped below 1 - clip_low"),
     ("actor/pg_clipfrac_high", "every step", "fraction clipped above 1 + clip_high"),
     ("actor/pg_clipfrac_dual", "every step", "fraction hit by dual clipping (negative advantages)"),
+    ("actor/log_ratio_clampfrac", "policy-gradient losses", "fraction of tokens whose log-ratio log(pi/pi_old) "
+     "exceeded algorithm.log_ratio_clamp and was clamped before exp (no gradient through their ratio)"),
+    ("actor/clipfrac_low", "policy_loss cispo or clip_cov", "CISPO: fraction of tokens whose IS weight was held at "
+     "1 - clip_low (the gradient stays); Clip-Cov: PPO's pg_clipfrac_low"),
+    ("actor/clipfrac_high", "policy_loss cispo or clip_cov", "CISPO: fraction of tokens whose IS weight was held at "
+     "1 + clip_high (the gradient stays); Clip-Cov: PPO's pg_clipfrac_high"),
+    ("actor/clipfrac_dual", "policy_loss clip_cov", "PPO's pg_clipfrac_dual under Clip-Cov"),
+    ("actor/clipfrac", "policy_loss gmpo", "fraction of tokens whose log-ratio GMPO clipped (in log space, by the "
+     "sign of the sequence's advantage)"),
+    ("actor/gate_small", "policy_loss sapo", "fraction of tokens whose SAPO gate kept less than half of the "
+     "on-policy gradient (4s(1-s)rho < 0.5): the soft counterpart of a clip fraction"),
+    ("actor/masked_low", "policy_loss dppo_tv or dppo_kl", "fraction of tokens with A < 0 that DPPO's trust-region "
+     "mask removed (their probability already fell by more than the bound)"),
+    ("actor/masked_high", "policy_loss dppo_tv or dppo_kl", "fraction of tokens with A > 0 that DPPO's trust-region "
+     "mask removed (their probability already rose by more than the bound)"),
+    ("actor/ratio_capped", "policy_loss dppo_* or reinforce with ratio_cap", "fraction of tokens whose detached "
+     "importance weight was capped at algorithm.ratio_cap"),
+    ("actor/cov_selected", "policy_loss clip_cov or kl_cov", "fraction of tokens selected by their advantage/log-prob "
+     "covariance (Clip-Cov: gradient removed; KL-Cov: |log-ratio| penalised)"),
+    ("advantage/cov_selected_tokens", "policy_loss clip_cov or kl_cov", "tokens the covariance selection picked over "
+     "the whole rollout batch (at least one)"),
     ("actor/tis_clipfrac", "tis_cap with token_tis or seq_tis", "fraction of tokens whose sampler/learner "
      "importance weight pi_old/pi_sampler was truncated at tis_cap (seq_tis: the tokens of truncated sequences)"),
     ("actor/is_masked_frac", "tis_cap with mis or icepop", "fraction of tokens whose sampler/learner importance "
@@ -86,8 +118,9 @@ METRICS: list[tuple[str, str, str]] = [
     # time and throughput
     ("time/step_s", "every step", "wall time of the whole step"),
     ("time/<name>_s", "every step", "wall time of one phase: generate, verify (left after generation), "
-     "reference, old_logprobs, values, advantage, update, critic_update, sync, sync_probe, sleep, wake; eval "
-     "(eval rows); "
+     "extra_samples (rollout.extra_samples: the second round's generation and scoring, also counted in generate "
+     "and verify), reference, old_logprobs, values, advantage, update, critic_update, sync, sync_probe, sleep, "
+     "wake; eval (eval rows); "
      "engine_idle (step time no engine was generating), learner_wait (asynchronous: waiting for the step's "
      "batch), sync_wait (asynchronous: waiting for the engines before the weight sync)"),
     ("startup/ready_s", "once, a startup row", "seconds from the start of the run to the learners and engines being "
@@ -96,7 +129,8 @@ METRICS: list[tuple[str, str, str]] = [
      "and placement), judge_server, engine_spawn, learners (while the engines load), engines (left to wait for "
      "them after the learners), weight_sync_set_up, restore or first_sync; first_eval (the step-0 evaluation) and "
      "before_first_step (everything before step 1)"),
-    ("throughput/generate_tokens_per_s", "every step", "response tokens generated per second of generation"),
+    ("throughput/generate_tokens_per_s", "every step", "response tokens generated per second of generation "
+     "(greedy baseline responses included)"),
     ("throughput/tokens_per_s", "every step", "prompt + response tokens trained on per second of step time"),
     ("throughput/response_tokens_per_s", "every step", "response tokens trained on per second of step time"),
     # asynchronous rollouts (rollout.max_staleness >= 1)

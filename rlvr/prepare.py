@@ -12,7 +12,7 @@ import statistics
 
 import torch
 
-from rlvr.algorithms.base import AdvantageInput, Algorithm
+from rlvr.algorithms.base import AdvantageInput, Algorithm, wants_greedy
 from rlvr.algorithms.parts.kl import AdaptiveKLController, FixedKLController, kl_penalty
 from rlvr.algorithms.parts.shaping import overlong_penalty, truncated_reward
 from rlvr.config.schema import RecipeConfig
@@ -29,18 +29,39 @@ def kl_controller(cfg: RecipeConfig) -> FixedKLController | AdaptiveKLController
     return FixedKLController(a.kl_coef)
 
 
-def shaped_rewards(cfg: RecipeConfig, batch: RolloutBatch) -> torch.Tensor:
-    """Verifier scores plus the algorithm's reward shaping, ``[N]``."""
-    a, rewards = cfg.algorithm, torch.tensor(batch.rewards, dtype=torch.float32)
-    truncated = torch.tensor(batch.truncated)
+def _shape(cfg: RecipeConfig, scores: list[float], lengths: list[int], truncated: list[bool]) -> torch.Tensor:
+    a, rewards = cfg.algorithm, torch.tensor(scores, dtype=torch.float32)
     if a.overlong_buffer_ratio is not None:
         max_len = cfg.rollout.max_new_tokens
         cache = max(1, int(a.overlong_buffer_ratio * max_len))
-        lengths = torch.tensor(batch.response_lengths, dtype=torch.float32)
-        rewards = rewards + overlong_penalty(lengths, max_len, cache, a.overlong_penalty_factor)
+        rewards = rewards + overlong_penalty(torch.tensor(lengths, dtype=torch.float32), max_len, cache,
+                                             a.overlong_penalty_factor)
     if a.non_eos_penalty is not None:
-        rewards = truncated_reward(rewards, truncated, a.non_eos_penalty)
+        rewards = truncated_reward(rewards, torch.tensor(truncated), a.non_eos_penalty)
     return rewards
+
+
+def shaped_rewards(cfg: RecipeConfig, batch: RolloutBatch) -> torch.Tensor:
+    """Verifier scores plus the algorithm's reward shaping, ``[N]``."""
+    return _shape(cfg, batch.rewards, batch.response_lengths, batch.truncated)
+
+
+def shaped_greedy_rewards(cfg: RecipeConfig, batch: RolloutBatch) -> torch.Tensor:
+    """ReMax's baseline, ``[N]``: each sample's prompt's greedy response, scored and shaped exactly as the
+    samples are (an overlong or truncated greedy response pays the same penalty), so the two are comparable."""
+    samples, results = batch.greedy_samples or [], batch.greedy_results or []
+    per_prompt = _shape(cfg, [r.score for r in results], [len(s["token_ids"]) for s in samples],
+                        [s["finish_reason"] == "length" for s in samples])  # [P]
+    return per_prompt[torch.tensor(batch.group_ids, dtype=torch.long)]
+
+
+def reward_terms(batch: RolloutBatch) -> dict[str, torch.Tensor]:
+    """Each term of a composed reward, ``[N]`` per term name (GDPO normalises them one by one); empty when the
+    verifiers report no terms. A sample whose verification failed (a timeout, a crash) reports no terms and
+    scores its verifier's failure score; its terms count 0, the same no-credit verdict."""
+    terms = [r.details.get("terms") or {} for r in batch.results]
+    names = sorted({name for t in terms for name in t})
+    return {name: torch.tensor([float(t.get(name, 0.0)) for t in terms]) for name in names}
 
 
 def response_space(values: list[list[float]], lengths: list[int]) -> torch.Tensor:
@@ -54,8 +75,10 @@ def response_space(values: list[list[float]], lengths: list[int]) -> torch.Tenso
 
 def prepare_rows(
     cfg: RecipeConfig, algorithm: Algorithm, batch: RolloutBatch, learners: LearnerGroup, kl_coef: float,
-    timer: PhaseTimer, critic: LearnerGroup | None = None,
+    timer: PhaseTimer, critic: LearnerGroup | None = None, step: int = 0,
 ) -> tuple[TrainRows, dict[str, float]]:
+    """The rows the learners train on, and the step's advantage metrics. ``step`` seeds the advantage stage's
+    random choices (Clip-Cov's token draw), so a resumed run repeats them."""
     a, rows = cfg.algorithm, batch.train_rows()
     lengths = batch.response_lengths
     if algorithm.needs_reference:
@@ -81,11 +104,16 @@ def prepare_rows(
         out = algorithm.advantages(AdvantageInput(
             rewards, cfg.rollout.n, mask, kl=kl, kl_coef=kl_coef, values=values,
             correct=torch.tensor([res.correct for res in batch.results]),
+            group_ids=torch.tensor(batch.group_ids), reward_terms=reward_terms(batch),
+            baseline=shaped_greedy_rewards(cfg, batch) if wants_greedy(algorithm) else None,
+            logprobs=response_space(rows.old_logprobs, lengths) if rows.old_logprobs is not None else None,
+            seed=cfg.run.seed * 1_000_003 + step,
         ))
         if out.returns is not None:
             rows.returns = [out.returns[i, :n].tolist() for i, n in enumerate(lengths)]
         rows.advantages = [out.advantages[i, :n].tolist() for i, n in enumerate(lengths)]
         rows.row_values = {k: v.tolist() for k, v in out.row_values.items()}
+        rows.token_values = {k: [v[i, :n].tolist() for i, n in enumerate(lengths)] for k, v in out.token_values.items()}
         if a.overlong_filter:
             rows.active = [not t for t in batch.truncated]
     adv_tokens = out.advantages[mask > 0]

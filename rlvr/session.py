@@ -240,18 +240,19 @@ class Session(Started):
         """Where each step's batch comes from: the synchronous loop's rollouts, or with ``rollout.max_staleness``
         >= 1 the asynchronous producer (stopped with the session), holding the batches a resumed checkpoint
         recorded."""
+        from rlvr.algorithms.base import wants_greedy
         from rlvr.rollout.sampling import SyncRollouts
 
-        cfg = self.cfg
+        cfg, greedy = self.cfg, wants_greedy(self.algorithm)  # ReMax: a greedy baseline response per prompt
         if cfg.rollout.max_staleness == 0:
-            return SyncRollouts(cfg, self.rollouts, self.verify, self.prompts, self.sync)
+            return SyncRollouts(cfg, self.rollouts, self.verify, self.prompts, self.sync, greedy=greedy)
         from rlvr.rollout.producer import Producer
 
         if cfg.algorithm.tis_cap is None:
             self.log.info(f"note: rollout.max_staleness={cfg.rollout.max_staleness} without algorithm.tis_cap: "
                           "samples up to that many versions old are trained on without importance correction")
         self.producer = Producer(cfg, self.rollouts, self.verify, self.prompts, version=self.start_step,
-                                 carried=self._carried)
+                                 carried=self._carried, greedy=greedy)
         self._stack.callback(self.producer.close)
         mode = f"partial rollouts in {cfg.rollout.segment_tokens}-token segments" if cfg.rollout.partial \
             else "whole responses"

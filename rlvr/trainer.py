@@ -31,7 +31,6 @@ def train(cfg: RecipeConfig, resume: str | None = None, engines: Engines | None 
     with Session(cfg, resume, engines) as s:
         if s.start_step >= cfg.run.steps:  # resumed at the end: said so in the log, nothing started
             return s.run_dir
-        r = cfg.rollout
         t = time.perf_counter()
         if s.eval_sets and s.start_step == 0:
             s.sync.before_rollout()
@@ -47,12 +46,13 @@ def train(cfg: RecipeConfig, resume: str | None = None, engines: Engines | None 
             for step in range(s.start_step + 1, cfg.run.steps + 1):
                 t0, timer = time.perf_counter(), PhaseTimer()
                 batch, sampling = source.next_batch(step, timer.times)
-                rows, prepared = prepare_rows(cfg, s.algorithm, batch, s.learners, kl.value, timer, s.critic)
+                rows, prepared = prepare_rows(cfg, s.algorithm, batch, s.learners, kl.value, timer, s.critic,
+                                              step=step)
                 with timer("update"):
-                    update = s.learners.train(rows, r.n, kl_coef=kl.value)
+                    update = s.learners.train(rows, batch.group_sizes, kl_coef=kl.value)
                 if s.critic is not None:
                     with timer("critic_update"):
-                        update |= s.critic.train(rows, r.n)
+                        update |= s.critic.train(rows, batch.group_sizes)
                 s.guard.check(step, update)  # non-finite updates were skipped; too many in a row abort
                 with source.updating(step, timer.times):  # asynchronous: the engines wait for the new weights
                     sync = s.sync(version=step)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from rlvr.config.schema import AlgorithmConfig
 
 ALGORITHM_NAMES: tuple[str, ...] = (
-    "dapo", "drgrpo", "grpo", "gspo", "lite_ppo", "nft", "ppo", "reinforce_pp", "reinforce_pp_baseline", "rloo",
+    "cispo", "clip_cov", "dapo", "dppo_kl", "dppo_tv", "drgrpo", "gdpo", "gmpo", "gpg", "grpo", "gspo", "kl_cov",
+    "lite_ppo", "nft", "opo", "passk", "ppo", "reinforce_pp", "reinforce_pp_baseline", "remax", "rloo", "sapo",
 )
 
 

@@ -176,6 +176,27 @@ class SyncProbeConfig(_Strict):
     missed sync of a layer moves log-probs by whole nats."""
 
 
+class ExtraSamplesConfig(_Strict):
+    """Variable group sizes: after the step's first round of ``rollout.n`` responses per prompt, a prompt whose
+    pass rate lies in ``[min_pass_rate, max_pass_rate]`` gets ``n`` more responses in a second round (its group
+    then holds ``rollout.n + n``), so the samples go where the verdicts disagree and the advantage has signal.
+    Every advantage estimator groups by prompt, whatever the group's size."""
+
+    n: int = Field(ge=1)
+    """Extra responses for each prompt in the band."""
+    min_pass_rate: float = Field(0.2, ge=0, le=1)
+    """Lowest first-round pass rate (fraction of correct responses) that gets extra responses."""
+    max_pass_rate: float = Field(0.8, ge=0, le=1)
+    """Highest first-round pass rate that gets extra responses."""
+
+    @model_validator(mode="after")
+    def _band(self) -> ExtraSamplesConfig:
+        if self.min_pass_rate > self.max_pass_rate:
+            raise ValueError(f"extra_samples: min_pass_rate={self.min_pass_rate} is above "
+                             f"max_pass_rate={self.max_pass_rate}: no prompt could get extra responses")
+        return self
+
+
 class RolloutConfig(_Strict):
     num_engines: int = Field(1, ge=1)
     """Number of vLLM engines (Ray actors)."""
@@ -227,6 +248,9 @@ class RolloutConfig(_Strict):
     sampled it. Batches overlap, so the next step's prompts fill the engines while long responses finish."""
     segment_tokens: int = Field(32, ge=1)
     """Partial rollouts: tokens per generation segment (shorter: quicker weight updates, more re-prefill)."""
+    extra_samples: ExtraSamplesConfig | None = None
+    """Variable group sizes: more responses for prompts whose first-round pass rate is in a band
+    (`ExtraSamplesConfig`); None: every group holds ``n``."""
 
     @model_validator(mode="after")
     def _async_settings(self) -> RolloutConfig:
@@ -275,8 +299,20 @@ class AlgorithmConfig(_Strict):
     epochs: int = Field(1, ge=1)
     """Passes over the rollout batch (PPO epochs)."""
 
-    advantage: Literal["grpo", "drgrpo", "lite", "rloo", "reinforce_pp", "reinforce_pp_baseline", "gae", "nft"] = "grpo"
-    """Advantage estimator (see ``rlvr.algorithms.parts.advantages``)."""
+    advantage: Literal[
+        "grpo", "drgrpo", "lite", "rloo", "reinforce_pp", "reinforce_pp_baseline", "gae", "nft", "opo", "passk",
+        "remax", "gdpo", "gpg",
+    ] = "grpo"
+    """Advantage estimator (see ``rlvr.algorithms.parts.advantages``). Group estimators group the samples by
+    prompt, so groups may differ in size (``rollout.extra_samples``)."""
+    pass_k: int = Field(1, ge=1)
+    """``passk`` advantage (Chen et al., arXiv 2508.10751): the k of pass@k it optimises (k = 1 is GRPO with a
+    population std); at most ``rollout.n``."""
+    gdpo_terms: list[str] | None = None
+    """``gdpo`` advantage: the reward terms (names in the compose verifier's ``terms``) normalised one by one
+    within each group; None: every term the verifiers report."""
+    gdpo_weights: dict[str, float] = Field(default_factory=dict)
+    """``gdpo`` advantage: weight of each term in the sum of normalised terms (a term not named here: 1)."""
     std_mode: Literal["unbiased", "population"] = "unbiased"
     """GRPO group std: ``unbiased`` (N-1, torch.std, verl/OpenRLHF) or ``population`` (N)."""
     eps: float = Field(1e-6, gt=0)
@@ -299,7 +335,34 @@ class AlgorithmConfig(_Strict):
     scales its step only through the gradient clip and AdamW's epsilon."""
     value_clip: float | None = Field(0.2, gt=0)
     """PPO: clip of the value update around the pre-update values (None: unclipped)."""
+    value_loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"] = (
+        "token-mean")
+    """PPO: how the critic's per-token value loss is reduced over the mini-batch (the policy's modes;
+    ``rlvr.algorithms.parts.aggregation``). verl's ``critic.loss_agg_mode`` defaults to token-mean."""
 
+    policy_loss: Literal[
+        "ppo_clip", "cispo", "sapo", "gmpo", "gpg", "dppo_tv", "dppo_kl", "clip_cov", "kl_cov", "reinforce"
+    ] = "ppo_clip"
+    """Per-token policy loss of the policy-gradient family (``rlvr.algorithms.parts.policy``): PPO-clip, CISPO's
+    clipped stop-gradient IS weight, SAPO's soft gate, GMPO's geometric-mean ratio, GPG's -A log pi, DPPO's
+    TV / KL trust-region masks, Clip-Cov / KL-Cov covariance-selected tokens, or REINFORCE with a capped IS weight."""
+    log_ratio_clamp: float | None = Field(20.0, gt=0)
+    """The log-ratio log(pi / pi_old) is clamped to [-c, c] before exp (verl: 20; GSPO's preset 10), so a token
+    far off its sampling policy cannot overflow exp into a NaN gradient; clamped tokens get no gradient through
+    the ratio and are counted in ``actor/log_ratio_clampfrac``. None: no clamp."""
+    sapo_tau_pos: float = Field(1.0, gt=0)
+    """SAPO: temperature of the soft gate for positive advantages (paper: 1.0)."""
+    sapo_tau_neg: float = Field(1.05, gt=0)
+    """SAPO: temperature of the soft gate for negative advantages (paper: 1.05; higher decays faster)."""
+    ratio_cap: float | None = Field(None, gt=0)
+    """DPPO and REINFORCE: the detached importance weight is min(ratio, C); None: uncapped."""
+    cov_fraction: float = Field(2e-4, gt=0, le=1)
+    """Clip-Cov / KL-Cov (Cui et al., arXiv 2505.22617): the fraction of the batch's tokens selected by their
+    advantage/log-prob covariance (at least one)."""
+    clip_cov_bounds: tuple[float, float] = (1.0, 5.0)
+    """Clip-Cov: only tokens whose covariance lies strictly inside (low, high) may be selected."""
+    kl_cov_coef: float = Field(1.0, ge=0)
+    """KL-Cov: coefficient of the |log-ratio| penalty on the selected tokens."""
     ratio_level: Literal["token", "sequence", "sequence_token"] = "token"
     """Importance ratio: per token (PPO), length-normalised per sequence (GSPO), or GSPO-token."""
     clip_low: float = Field(0.2, ge=0)
@@ -317,8 +380,9 @@ class AlgorithmConfig(_Strict):
 
     kl_placement: Literal["none", "reward", "loss"] = "none"
     """Where the KL to the frozen reference goes: nowhere, into the token rewards, or into the loss."""
-    kl_estimator: Literal["k1", "k2", "k3", "k3+"] = "k3"
-    """KL estimator (Schulman): k3 is verl's ``low_var_kl``; k3+ has k3's value and k2's gradient."""
+    kl_estimator: Literal["k1", "k2", "k3", "k3+", "abs", "k1+", "abs+"] = "k3"
+    """KL estimator (Schulman): k3 is verl's ``low_var_kl``; abs is |log pi - log pi_ref|; a ``+`` suffix keeps
+    the estimator's value with k2's gradient (straight-through, the unbiased gradient of KL(pi || pi_ref))."""
     kl_coef: float = Field(0.0, ge=0)
     """KL coefficient beta (the initial value when ``kl_target`` is set)."""
     kl_target: float | None = Field(None, gt=0)
@@ -405,7 +469,37 @@ class AlgorithmConfig(_Strict):
             raise ValueError(f"is_low bounds the band of is_correction mis or icepop, not {self.is_correction}")
         if self.is_low is not None and self.tis_cap is not None and self.is_low >= self.tis_cap:
             raise ValueError(f"is_low={self.is_low} must be below tis_cap={self.tis_cap}: the band would be empty")
+        self._policy_loss_parts()
         return self
+
+    def _policy_loss_parts(self) -> None:
+        """The settings each per-token policy loss reads, refused where they would be silently ignored."""
+        pl = self.policy_loss
+        if pl != "ppo_clip" and self.loss != "policy_gradient":
+            raise ValueError(f"policy_loss={pl} belongs to the policy-gradient loss, not loss: {self.loss}")
+        if pl != "ppo_clip" and self.ratio_level != "token":
+            raise ValueError(f"ratio_level={self.ratio_level} is PPO-clip's (GSPO); policy_loss={pl} takes the "
+                             "token ratio (GMPO forms its own geometric mean)")
+        if self.dual_clip is not None and pl not in ("ppo_clip", "clip_cov"):
+            raise ValueError(f"dual_clip caps PPO-clip's loss for negative advantages; policy_loss={pl} has no "
+                             "such clip")
+        if self.ratio_cap is not None and pl not in ("dppo_tv", "dppo_kl", "reinforce"):
+            raise ValueError(f"ratio_cap caps the detached importance weight of dppo_tv, dppo_kl and reinforce, "
+                             f"not policy_loss={pl} (the sampler/learner correction is tis_cap)")
+        if pl == "gpg" and self.mini_batches * self.epochs > 1:
+            raise ValueError("policy_loss=gpg has no importance ratio: with mini_batches * epochs > 1 the later "
+                             "updates would treat samples of an older policy as fresh (use cispo or reinforce, "
+                             "which weight them)")
+        low, high = self.clip_cov_bounds
+        if pl == "clip_cov" and not low < high:
+            raise ValueError(f"clip_cov_bounds=({low}, {high}) is empty: the low bound must be below the high one")
+        if self.gdpo_terms is not None and not self.gdpo_terms:
+            raise ValueError("gdpo_terms is empty: name the reward terms to normalise, or leave it unset for all")
+        unknown = sorted(set(self.gdpo_weights) - set(self.gdpo_terms or self.gdpo_weights))
+        if unknown:
+            raise ValueError(f"gdpo_weights names {unknown}, which gdpo_terms {self.gdpo_terms} leaves out")
+        if (self.gdpo_terms is not None or self.gdpo_weights) and self.advantage != "gdpo":
+            raise ValueError(f"gdpo_terms / gdpo_weights belong to the gdpo advantage, not {self.advantage}")
 
 
 class LearnerConfig(_Strict):
@@ -665,11 +759,14 @@ class RecipeConfig(_Strict):
                 f"algorithm.mini_batches={self.algorithm.mini_batches} x learner.num_ranks="
                 f"{self.learner.num_ranks}"
             )
-        group_based = self.algorithm.advantage not in ("reinforce_pp", "gae")
+        group_based = self.algorithm.advantage not in ("reinforce_pp", "gae", "remax")
         if group_based and self.rollout.n < 2:
             raise ValueError(
                 f"rollout.n must be >= 2: the {self.algorithm.advantage!r} advantage compares responses within a group"
             )
+        if self.algorithm.advantage == "passk" and self.algorithm.pass_k > self.rollout.n:
+            raise ValueError(f"algorithm.pass_k={self.algorithm.pass_k} is above rollout.n={self.rollout.n}: pass@k "
+                             "needs at least k responses per prompt")
         ratio = self.algorithm.overlong_buffer_ratio
         if ratio and int(ratio * self.rollout.max_new_tokens) < 1:
             raise ValueError("algorithm.overlong_buffer_ratio * rollout.max_new_tokens is below one token")
@@ -690,6 +787,12 @@ class RecipeConfig(_Strict):
                 f"rollout.max_staleness={self.rollout.max_staleness} with resources.colocate=true on GPUs: colocated "
                 "engines and learners take turns on each GPU, so generation cannot overlap training. Set "
                 "resources.colocate=false (engines on their own GPUs) or rollout.max_staleness=0")
+        if self.algorithm.advantage == "remax" and self.rollout.partial:
+            raise ValueError(  # rlvr.rollout.producer.Segments refuses it too
+                "algorithm.advantage=remax with rollout.partial=true: ReMax's baseline is the greedy response of the "
+                "policy that sampled the group, but partial rollouts sample every segment at one temperature and "
+                "continue responses across weight updates, so no greedy response of one policy exists. Use "
+                "rollout.partial=false (asynchronous whole responses work) or another advantage")
         self._lora_layout()
         longest = self.data.max_prompt_tokens + self.rollout.max_new_tokens
         if longest > self.learner.micro_batch_tokens:

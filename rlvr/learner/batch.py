@@ -27,6 +27,7 @@ class TrainRows:
     ref_logprobs: list[list[float]] | None = None
     sampler_logprobs: list[list[float]] | None = None
     row_values: dict[str, list[float]] = field(default_factory=dict)  # per-sample extras (NFT: r_hat, correct)
+    token_values: dict[str, list[list[float]]] = field(default_factory=dict)  # per-token extras (Clip-/KL-Cov)
     values: list[list[float]] | None = None  # critic's pre-update values per response token (PPO)
     returns: list[list[float]] | None = None  # value targets per response token (PPO)
     active: list[bool] | None = None  # False: masked out of the loss (overlong filtering)
@@ -46,6 +47,7 @@ class TrainRows:
             ref_logprobs=pick(self.ref_logprobs),
             sampler_logprobs=pick(self.sampler_logprobs),
             row_values={k: [v[i] for i in idx] for k, v in self.row_values.items()},
+            token_values={k: [v[i] for i in idx] for k, v in self.token_values.items()},
             values=pick(self.values),
             returns=pick(self.returns),
             active=pick(self.active),
@@ -60,7 +62,9 @@ class TrainRows:
         return sum(len(ids) - p for i, (ids, p) in pairs if self.is_active(i))
 
     def active_sequences(self) -> int:
-        return sum(self.is_active(i) for i in range(len(self)))
+        """Rows with at least one response token that counts (the seq-mean normaliser; `AggNorm.of`)."""
+        pairs = enumerate(zip(self.input_ids, self.prompt_lens))
+        return sum(self.is_active(i) and len(ids) > p for i, (ids, p) in pairs)
 
     def num_tokens(self) -> int:
         """Prompt + response tokens of every row (throughput)."""
@@ -78,6 +82,7 @@ class MicroBatch:
     ref_logprobs: torch.Tensor | None  # [B, T]
     sampler_logprobs: torch.Tensor | None  # [B, T]
     row_values: dict[str, torch.Tensor]  # [B] each
+    token_values: dict[str, torch.Tensor]  # [B, T] each
     values: torch.Tensor | None  # [B, T]
     returns: torch.Tensor | None  # [B, T]
     packed: PackedRow | None = None  # the same rows as packed rows (rlvr.learner.packing), when packing
@@ -115,6 +120,7 @@ def collate(rows: TrainRows, pad_id: int, device: torch.device) -> MicroBatch:
         ref_logprobs=_scatter(rows.ref_logprobs, rows, shape),
         sampler_logprobs=_scatter(rows.sampler_logprobs, rows, shape),
         row_values={k: torch.tensor(v, dtype=torch.float32, device=device) for k, v in rows.row_values.items()},
+        token_values={k: _scatter(v, rows, shape).to(device) for k, v in rows.token_values.items()},
         values=_scatter(rows.values, rows, shape),
         returns=_scatter(rows.returns, rows, shape),
     )

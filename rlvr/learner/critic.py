@@ -5,8 +5,10 @@ The value model is the policy's architecture with a one-output token head
 fresh head: RLVR has no reward model to start it from. Values live in target space like log-probs:
 ``V[:, t]`` is the value of the state before response token ``t + 1``. The loss is PPO's clipped
 value loss (Schulman et al. 2017; ALGORITHMS.md §7.4):
-``0.5 * max((V - Ret)^2, (clip(V, V_old - eps_v, V_old + eps_v) - Ret)^2)``, token-mean over the
-mini-batch with a global normaliser like the policy loss.
+``0.5 * max((V - Ret)^2, (clip(V, V_old - eps_v, V_old + eps_v) - Ret)^2)``, reduced over the mini-batch by
+``algorithm.value_loss_agg`` (token-mean by default, as verl's ``critic.loss_agg_mode``; the per-sequence modes
+weigh each response equally, however long) with global normalisers like the policy loss
+(`rlvr.algorithms.parts.aggregation`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import torch
 
+from rlvr.algorithms.parts.aggregation import AggNorm, aggregate
 from rlvr.learner.batch import MicroBatch, TrainRows, unscatter
 from rlvr.learner.memory import releases_cuda_cache
 from rlvr.learner.worker import LearnerWorker
@@ -85,25 +88,30 @@ class CriticWorker(LearnerWorker):
         is not used: the pre-update values travel in ``rows.values``."""
         start = time.perf_counter()
         self.engine.train()
-        clip, coef = self.cfg.algorithm.value_clip, self.cfg.algorithm.value_loss_coef
+        a = self.cfg.algorithm
+        clip, coef = a.value_clip, a.value_loss_coef
+        constant = a.loss_agg_constant or float(self.cfg.rollout.max_new_tokens)  # seq-mean-token-sum-norm's C
+        norm = AggNorm(num_tokens=num_tokens, num_sequences=num_sequences, constant=constant)
         sums = {"critic/vf_loss": 0.0, "critic/vf_clipfrac": 0.0, "critic/values": 0.0}
-        chunks = self._chunks(rows)
+        chunks, total = self._chunks(rows), 0.0
         for k, idx in enumerate(chunks):
             _, mb, empty = self._micro(rows, idx)
             self.engine.set_gradient_accumulation_boundary(k == len(chunks) - 1)
             values = self._values(mb)
             per_token, clipped = clipped_value_loss(values, mb.values, mb.returns, mb.mask, clip)
             # weighted before the gradient clip (verl's vf_coef); critic/vf_loss is logged unweighted
-            loss = coef * torch.where(mb.mask > 0, per_token, 0.0).sum() / num_tokens
+            reduced = aggregate(per_token, mb.mask, a.value_loss_agg, norm)  # this micro-batch's share
+            loss = coef * reduced
             self.engine.backward(loss * self.world_size)
             if not empty:
+                total += float(reduced.detach())
                 sums["critic/vf_loss"] += float(torch.where(mb.mask > 0, per_token, 0.0).sum())
                 sums["critic/vf_clipfrac"] += float(clipped.sum())
                 sums["critic/values"] += float(torch.where(mb.mask > 0, values, 0.0).sum())
         lr = float(self.engine.get_lr()[0])  # the rate this update uses
         skipped = 0.0 if self._optimizer_step() else 1.0
         result = {f"sum/{k}": v for k, v in sums.items()}
-        result["part/loss"] = sums["critic/vf_loss"] / num_tokens
+        result["part/loss"] = total  # the value loss as value_loss_agg reduces it (before value_loss_coef)
         result["skipped"] = skipped
         result["grad_norm"] = self._grad_norm(skipped)
         result["lr"] = lr

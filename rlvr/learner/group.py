@@ -1,8 +1,8 @@
 """A thin handle over the data-parallel learner ranks (Ray actors, one DeepSpeed group).
 
-The driver hands it a whole rollout batch; it cuts mini-batches (whole groups each), shards them
-over ranks by tokens, and passes every rank the mini-batch-wide normalisers so the update is independent
-of how the batch is split.
+The driver hands it a whole rollout batch; it cuts mini-batches (whole groups each, of any size), shards
+them over ranks by tokens, and passes every rank the mini-batch-wide normalisers so the update is
+independent of how the batch is split.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import ray
 
 from rlvr.config.schema import RecipeConfig
 from rlvr.learner.batch import TrainRows
-from rlvr.learner.packing import balanced_partition
+from rlvr.learner.packing import balanced_partition, group_mini_batches
 from rlvr.learner.worker import LearnerWorker
 from rlvr.placement import Placement
 from rlvr.remote import track, wait
@@ -65,17 +65,20 @@ class LearnerGroup:
     def compute_logprobs(self, rows: TrainRows, which: str) -> list[list[float]]:
         return self._per_row(rows, "compute_logprobs", f"learner {which} log-probs", which)
 
-    def train(self, rows: TrainRows, group_size: int, kl_coef: float = 0.0) -> dict[str, float]:
-        """All optimizer steps for one rollout batch: ``epochs`` x ``mini_batches``."""
+    def train(self, rows: TrainRows, group_sizes: list[int], kl_coef: float = 0.0) -> dict[str, float]:
+        """All optimizer steps for one rollout batch: ``epochs`` x ``mini_batches``, each mini-batch whole
+        groups (``group_sizes``: the batch's groups in row order, `RolloutBatch.group_sizes`; they may differ
+        in size, so mini-batches may differ in rows: `rlvr.learner.packing.group_mini_batches`)."""
         a = self.cfg.algorithm
-        per_mb = len(rows) // a.mini_batches  # whole groups: validated by the config
-        assert per_mb % group_size == 0
+        if sum(group_sizes) != len(rows):
+            raise ValueError(f"learner train: groups of {sum(group_sizes)} rows in all, but {len(rows)} rows")
+        cuts = group_mini_batches(group_sizes, a.mini_batches)
         sums: dict[str, float] = {}
         tokens = loss = grad_norm = skipped = 0.0
         results: list[dict[str, float]] = []
         for _ in range(a.epochs):
-            for m in range(a.mini_batches):
-                mb = rows.select(list(range(m * per_mb, (m + 1) * per_mb)))
+            for idx in cuts:
+                mb = rows.select(idx)
                 n_tok, n_seq = float(max(mb.response_tokens(), 1)), float(max(mb.active_sequences(), 1))
                 refs = [w.train_step.remote(s, n_tok, n_seq, kl_coef) for w, s in zip(self.workers, self._shards(mb))]
                 results = wait(refs, self.timeout_s, "learner train_step")

@@ -105,6 +105,26 @@ def packed_micro_batches(lengths: list[int], budget: int, one_row: bool) -> tupl
     return [sorted(i for row in rows[k:k + per_batch] for i in row) for k in range(0, len(rows), per_batch)], width
 
 
+def group_mini_batches(group_sizes: list[int], mini_batches: int) -> list[list[int]]:
+    """Row indices of each mini-batch: ``mini_batches`` runs of whole groups, ``len(group_sizes) /
+    mini_batches`` groups each, in order (rows are group-major, so each is a contiguous range). Groups may
+    differ in size (``rollout.extra_samples``), so mini-batches may differ in rows; cutting at group
+    boundaries keeps every group-normalised quantity of a group inside one optimizer step."""
+    if mini_batches < 1 or any(g < 1 for g in group_sizes):
+        raise ValueError(f"mini-batches of whole groups need mini_batches >= 1 and non-empty groups, got "
+                         f"{mini_batches} and group sizes {group_sizes}")
+    if len(group_sizes) % mini_batches:
+        raise ValueError(f"{len(group_sizes)} groups cannot be cut into {mini_batches} mini-batches of whole "
+                         "groups, equally many each")
+    per = len(group_sizes) // mini_batches
+    out, start = [], 0
+    for m in range(mini_batches):
+        rows = sum(group_sizes[m * per : (m + 1) * per])
+        out.append(list(range(start, start + rows)))
+        start += rows
+    return out
+
+
 def balanced_partition(lengths: list[int], parts: int) -> list[list[int]]:
     """Indices split into ``parts`` groups with token sums as even as longest-first greedy makes them (each
     next-longest sequence to the lightest group; ties to the lower group). Each group's indices ascend, and

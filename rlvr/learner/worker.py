@@ -398,6 +398,7 @@ class LearnerWorker:
                 logprobs=logprobs, old_logprobs=old, advantages=mb.advantages, mask=mb.mask,
                 ref_logprobs=mb.ref_logprobs, sampler_logprobs=mb.sampler_logprobs,
                 entropy=entropy if want_entropy_grad else None, row_values=mb.row_values,
+                token_values=mb.token_values,
             )
             loss, metric_sums = self.algorithm.loss(batch, norm)
             # DeepSpeed averages gradients over ranks; the normaliser is already global, so undo it.

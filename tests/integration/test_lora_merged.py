@@ -52,7 +52,7 @@ def test_modules_to_save_syncs_merged_weights_that_vllm_scores_as_the_learner(
         assert not any("lora_" in n or "base_layer" in n or "modules_to_save" in n for n in names)
 
         before = rollouts.sequence_logprobs(ids, plens)
-        learners.train(rows, group_size=2)
+        learners.train(rows, group_sizes=[2] * (len(rows) // 2))
         learner = learners.compute_logprobs(rows, "policy")
         stats = sync(version=1)
         after = rollouts.sequence_logprobs(ids, plens)

@@ -59,12 +59,12 @@ def test_nan_loss_skips_the_update(ray_session: None, tmp_path, stage: int, rank
     try:
         learners.setup()
         before = _weights(learners)
-        bad = learners.train(_rows(tok, float("nan")), group_size=8)
+        bad = learners.train(_rows(tok, float("nan")), group_sizes=[8])
         assert bad["actor/skipped_updates"] == bad["actor/optimizer_steps"] == 1.0, bad
         assert math.isfinite(bad["actor/grad_norm"])
         after = _weights(learners)
         assert all(torch.equal(before[k], after[k]) for k in before), "a skipped update changed the weights"
-        good = learners.train(_rows(tok, 1.0), group_size=8)
+        good = learners.train(_rows(tok, 1.0), group_sizes=[8])
         assert good["actor/skipped_updates"] == 0.0 and good["actor/grad_norm"] > 0, good
         trained = _weights(learners)
         assert any(not torch.equal(before[k], trained[k]) for k in before)

@@ -75,7 +75,7 @@ def test_sync_makes_vllm_match_the_updated_learner(engines) -> None:
     learner_before = learners.compute_logprobs(rows, "policy")
     assert _max_abs(vllm_before, learner_before) < TOL  # same initial weights
 
-    metrics = learners.train(rows, group_size=2)
+    metrics = learners.train(rows, group_sizes=[2] * (len(rows) // 2))
     assert metrics["actor/grad_norm"] > 0
     learner_after = learners.compute_logprobs(rows, "policy")
     assert _max_abs(learner_after, learner_before) > 1e-2  # the update moved the policy
@@ -146,7 +146,7 @@ def test_the_probe_proves_every_sync_and_stops_a_broken_one(engines) -> None:
     ids = [p + tok(a)["input_ids"] + [tok.eos_token_id] for p, a in zip(prompts, ("46", "125", "99"))]
     rows = TrainRows(input_ids=ids[:2], prompt_lens=[len(p) for p in prompts[:2]],
                      advantages=[[1.0] * (len(i) - len(p)) for i, p in zip(ids[:2], prompts[:2])])
-    learners.train(rows, group_size=2)
+    learners.train(rows, group_sizes=[2] * (len(rows) // 2))
     whole = sync.buckets
     sync.buckets = [[n for n in bucket if not n.startswith("model.layers.1.")] for bucket in whole]
     with pytest.raises(WeightSyncError, match=r"rollout engine 0 \(max \|diff\| .*\) scored the probe sequences"):

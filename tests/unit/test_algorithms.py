@@ -32,7 +32,7 @@ def test_recipe_fields_override_the_preset() -> None:
 
 
 def test_unknown_algorithm_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match="valid: dapo, drgrpo, grpo"):
+    with pytest.raises(ValueError, match="valid: cispo, clip_cov, dapo, dppo_kl"):
         AlgorithmConfig(name="grpp")
 
 

@@ -32,7 +32,7 @@ def _fake_collect(pattern: list[list[float]]):
             for r in next(groups):
                 samples.append({"token_ids": [5], "logprobs": [-0.1], "finish_reason": "stop", "text": "x"})
                 results.append(VerifyResult(score=r, correct=r > 0, details={}))
-        return RolloutBatch(list(prompts), samples, results, n, {"generate": 1.0, "verify": 0.5})
+        return RolloutBatch.equal_groups(list(prompts), samples, results, n, {"generate": 1.0, "verify": 0.5})
 
     return collect
 
@@ -124,7 +124,7 @@ def test_batch_metrics_report_reward_terms_and_verifier_failures() -> None:
         VerifyResult(0.0, False, {"reason": "timeout"}),
         VerifyResult(0.0, False, {"reason": "error: ValueError: x"}),
     ]
-    m = RolloutBatch(prompts, samples, results, 2, {"generate": 1.0, "verify": 0.5}).metrics()
+    m = RolloutBatch.equal_groups(prompts, samples, results, 2, {"generate": 1.0, "verify": 0.5}).metrics()
     assert m["reward/mean"] == pytest.approx(0.5) and m["accuracy"] == pytest.approx(0.25)
     assert m["reward/terms/correct"] == pytest.approx(0.5) and m["reward/terms/format"] == pytest.approx(1.0)
     assert (m["verify/timeouts"], m["verify/errors"]) == (1.0, 1.0)

@@ -210,6 +210,22 @@ def test_aggregate_errors_and_empty_batches() -> None:
     close(grad_of(out, xg), torch.zeros_like(mask))
 
 
+def test_seq_mean_norm_counts_only_rows_with_a_token_like_verl() -> None:
+    """verl's agg_loss excludes fully masked rows from its seq-mean denominator; so does AggNorm.of, and an
+    empty row neither adds to nor dilutes the mean (the learner's active_sequences counts the same rows)."""
+    from rlvr.learner.batch import TrainRows
+
+    x = t([[1.0, 2.0, 3.0, 9.0], [4.0, 5.0, 9.0, 9.0], [7.0, 7.0, 7.0, 7.0]], grad=True)
+    mask = t([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    norm = AggNorm.of(mask)
+    assert (norm.num_tokens, norm.num_sequences) == (5.0, 2.0)
+    close(aggregate(x, mask, "seq-mean-token-mean", norm), (6 / 3 + 9 / 2) / 2)  # as without the empty row
+    close(aggregate(x, mask, "seq-mean-token-sum", norm), (6 + 9) / 2)
+    rows = TrainRows(input_ids=[[1, 2, 3], [1, 2, 3, 4], [1, 2, 3, 4]], prompt_lens=[3, 2, 2],
+                     active=[True, True, False])  # row 0: no response token; row 2: masked out
+    assert rows.active_sequences() == 1 and rows.response_tokens() == 2
+
+
 @pytest.mark.parametrize("mode", AGG_MODES)
 def test_aggregate_split_invariance(mode: str) -> None:
     """Summing `aggregate` over 8 single-row micro-batches equals the 8-row batch (value and gradient)."""
@@ -296,6 +312,9 @@ KL_LOGP, KL_REF = [[-1.0, -2.0]], [[-1.5, -1.0]]  # δ = logp - ref = [0.5, -1.0
         # exp(-δ) - 1 + δ, gradient 1 - exp(-δ)
         ("k3", [math.exp(-0.5) - 0.5, math.e - 2.0], [1 - math.exp(-0.5), 1 - math.e]),
         ("k3+", [math.exp(-0.5) - 0.5, math.e - 2.0], [0.5, -1.0]),  # k3's value, k2's gradient
+        ("abs", [0.5, 1.0], [1.0, -1.0]),  # |δ|, gradient sgn(δ)
+        ("k1+", [0.5, -1.0], [0.5, -1.0]),  # k1's value, k2's gradient δ
+        ("abs+", [0.5, 1.0], [0.5, -1.0]),  # |δ|'s value, k2's gradient δ
     ],
 )
 def test_kl_estimators(estimator: str, value: list[float], grad: list[float]) -> None:
@@ -316,12 +335,12 @@ def test_k3_clamps_like_verl_low_var_kl() -> None:
 
 def test_kl_mask_and_unknown_estimator() -> None:
     logp = t([[-1.0, NAN, INF]], grad=True)
-    for est in ("k1", "k2", "k3", "k3+"):
+    for est in ("k1", "k2", "k3", "k3+", "abs", "k1+", "abs+"):
         out = kl_penalty(logp, t([[-1.5, 0.0, NAN]]), est, mask=t([[1.0, 0.0, 0.0]]))  # type: ignore[arg-type]
         assert out[0, 1:].tolist() == [0.0, 0.0]
         g = grad_of(out.sum(), logp)
         assert torch.isfinite(g).all() and g[0, 1:].tolist() == [0.0, 0.0]
-    with pytest.raises(ValueError, match="valid: k1, k2, k3, k3\\+"):
+    with pytest.raises(ValueError, match="valid: k1, k2, k3, k3\\+, abs, k1\\+, abs\\+"):
         kl_penalty(logp, logp, "low_var_kl")  # type: ignore[arg-type]
 
 

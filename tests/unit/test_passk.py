@@ -85,7 +85,7 @@ def test_eval_sampling_settings_reach_the_engines(monkeypatch) -> None:
         calls.append((n, temperature, top_p, seed))
         samples = [{"token_ids": [5], "logprobs": [-0.1], "finish_reason": "stop", "text": "x"}] * (len(rows) * n)
         results = [VerifyResult(1.0, True, {})] * (len(rows) * n)
-        return RolloutBatch(list(rows), samples, results, n, {"generate": 1.0, "verify": 0.5})
+        return RolloutBatch.equal_groups(list(rows), samples, results, n, {"generate": 1.0, "verify": 0.5})
 
     monkeypatch.setattr(ev, "collect", collect)
     rows = {"aime": [PromptRow("Q", [1], "1", None, "aime")]}

@@ -56,7 +56,7 @@ def _batch(lengths: list[int], rewards: list[float], truncated: list[bool], n: i
     samples = [{"token_ids": list(range(10, 10 + k)), "logprobs": [-0.5] * k, "text": "x",
                 "finish_reason": "length" if cut else "stop"} for k, cut in zip(lengths, truncated)]
     results = [VerifyResult(score=r, correct=r > 0, details={}) for r in rewards]
-    return RolloutBatch(prompts, samples, results, n, {})
+    return RolloutBatch.equal_groups(prompts, samples, results, n, {})
 
 
 def _prepare(cfg: RecipeConfig, batch: RolloutBatch, learners: Learners, kl_coef: float = 0.0,
@@ -169,3 +169,39 @@ def test_clipped_value_loss_takes_the_larger_of_the_clipped_and_unclipped_errors
     assert clipped.tolist() == [[True, False, False]]  # the masked token never counts
     plain, none = clipped_value_loss(values, old, returns, mask, clip=None)
     assert plain[0, :2].tolist() == pytest.approx([0.5, 0.5]) and not none.any()
+
+
+def test_remax_baseline_is_the_greedy_reward_shaped_like_the_samples_on_ragged_groups() -> None:
+    """Groups of 2 and 3 (a second round gave prompt 1 one more sample): every sample's advantage is its reward
+    minus its own prompt's greedy reward, and a truncated greedy response pays the same non-EOS penalty."""
+    cfg = _cfg({"name": "remax", "kl_placement": "none", "kl_coef": 0.0, "non_eos_penalty": -1.0}, n=2)
+    prompts = [PromptRow(text="Q", token_ids=PROMPT, answer="1", verifier=None, source="t") for _ in range(2)]
+    samples = [{"token_ids": [10, 11], "logprobs": [-0.5] * 2, "text": "x", "finish_reason": "stop"}
+               for _ in range(5)]
+    results = [VerifyResult(score=r, correct=r > 0, details={}) for r in [1.0, 0.0, 1.0, 1.0, 0.0]]
+    greedy = [{"token_ids": [10], "logprobs": [], "text": "g", "finish_reason": f} for f in ("stop", "length")]
+    batch = RolloutBatch(prompts, samples, results, [2, 3], {}, extra_counts=[0, 1], greedy_samples=greedy,
+                         greedy_results=[VerifyResult(1.0, True, {}), VerifyResult(1.0, True, {})])
+    rows, _ = prepare_rows(cfg, get_algorithm(cfg.algorithm, 4), batch, Learners([], []), 0.0, PhaseTimer())
+    # prompt 0's greedy response scores 1; prompt 1's was truncated: non_eos_penalty replaces its 1 with -1
+    assert [row[0] for row in rows.advantages] == pytest.approx([0.0, -1.0, 2.0, 2.0, 1.0])
+    assert all(row == [row[0]] * 2 for row in rows.advantages)  # gamma 1, no KL: the same on every token
+
+
+def test_gdpo_gets_each_term_of_a_composed_reward() -> None:
+    """Two terms, one group of four: each term normalised in the group, summed, whitened over the tokens."""
+    cfg = _cfg({"name": "gdpo"}, n=4)
+    prompts = [PromptRow(text="Q", token_ids=PROMPT, answer="1", verifier=None, source="t")]
+    samples = [{"token_ids": [10], "logprobs": [-0.5], "text": "x", "finish_reason": "stop"} for _ in range(4)]
+    terms = [{"correct": c, "format": f} for c, f in [(1.0, 1.0), (1.0, 0.0), (0.0, 0.0), (0.0, 0.0)]]
+    results = [VerifyResult(score=t["correct"] + 0.5 * t["format"], correct=t["correct"] > 0,
+                            details={"terms": t}) for t in terms]
+    batch = RolloutBatch.equal_groups(prompts, samples, results, 4, {})
+    rows, _ = prepare_rows(cfg, get_algorithm(cfg.algorithm, 4), batch, Learners([], []), 0.0, PhaseTimer())
+    # correct: mean 0.5, unbiased std 0.5774 -> ±0.866; format: mean 0.25, std 0.5 -> 1.5, -0.5, -0.5, -0.5
+    s1, s2 = math.sqrt(1 / 3), 0.5
+    summed = [0.5 / s1 + 0.75 / s2, 0.5 / s1 - 0.25 / s2, -0.5 / s1 - 0.25 / s2, -0.5 / s1 - 0.25 / s2]
+    mean = sum(summed) / 4
+    std = math.sqrt(sum((x - mean) ** 2 for x in summed) / 3)
+    assert [row[0] for row in rows.advantages] == pytest.approx([(x - mean) / std for x in summed], rel=1e-4)
+    assert rows.advantages[2] == rows.advantages[3]  # equal on both terms: equal advantages

@@ -21,6 +21,7 @@ import torch
 from rlvr.algorithms import ALGORITHM_NAMES, get_algorithm
 from rlvr.algorithms.base import AdvantageInput, AggNorm, LossInput
 from rlvr.config import RecipeConfig, load_recipe
+from rlvr.config.schema import AlgorithmConfig
 from tests.conftest import DEFAULT_RECIPE
 from tests.controls import with_control
 
@@ -31,11 +32,16 @@ REWARDS = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0]  # two groups of four
 LENGTHS = [2, 1, 2, 3, 1, 2, 2, 1]
 VALUES = [[0.5, 0.8], [0.2], [0.1, 0.3], [0.4, 0.4, 0.6], [0.7], [0.6, 0.9], [0.5, 0.5], [0.3]]  # critic, PPO
 MAX_NEW_TOKENS = 6
+GREEDY = [1.0, 0.0]  # ReMax: the greedy response's reward, per prompt
+TERMS = {"correct": REWARDS, "format": [1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0]}  # GDPO: a composed reward's terms
+# pass@k's preset k = 4 equals the group size here, which makes every group with a correct answer certain to
+# pass (advantage 0): the contract uses k = 2
+CONTRACT_FIELDS: dict[str, dict] = {"passk": {"pass_k": 2}}
 
 
 def _cfg(preset: str, control: str | None, algorithm: dict | None = None) -> RecipeConfig:
     base = load_recipe(DEFAULT_RECIPE, [f"rollout.max_new_tokens={MAX_NEW_TOKENS}", f"rollout.n={G}"])
-    fields = {"name": preset, "lr": 3e-4, **(algorithm or {})}
+    fields = {"name": preset, "lr": 3e-4, **CONTRACT_FIELDS.get(preset, {}), **(algorithm or {})}
     cfg = RecipeConfig.model_validate({**base.model_dump(), "algorithm": fields})
     return with_control(cfg, control) if control and preset in _applies(control) else cfg
 
@@ -77,13 +83,41 @@ def _broadcast(seq: list[float]) -> list[list[float]]:
     return [[a] * n for a, n in zip(seq, LENGTHS)]
 
 
+def _pass_at_k(group: list[float], k: int) -> list[float]:
+    """Chen et al. 2508.10751: R = 1 - C(neg, k)/C(N, k), sigma = sqrt(R(1 - R)); correct (1 - R)/sigma, wrong
+    (1 - R - C(neg - 1, k - 1)/C(N - 1, k - 1))/sigma; a group certain to pass (or fail) gets 0."""
+    n, neg = len(group), sum(1 for r in group if r == 0)
+    rate = 1 - math.comb(neg, k) / math.comb(n, k)
+    sigma = math.sqrt(rate * (1 - rate))
+    if sigma == 0:
+        return [0.0] * n
+    wrong = (1 - rate - math.comb(neg - 1, k - 1) / math.comb(n - 1, k - 1)) / (sigma + 1e-6)
+    return [(1 - rate) / (sigma + 1e-6) if r > 0 else wrong for r in group]
+
+
 def expected_advantages(preset: str) -> list[list[float]]:
     """Per-token advantages of the fixed batch, by hand (ALGORITHMS.md)."""
     by_group = _groups(REWARDS)
-    if preset in ("grpo", "dapo", "gspo"):  # (R - mean) / (unbiased std + 1e-6)
+    if preset in ("grpo", "dapo", "gspo", "cispo", "sapo", "gmpo", "clip_cov", "kl_cov"):  # (R - mean)/(std + 1e-6)
         return _broadcast([(r - _mean(g)) / (_std(g) + 1e-6) for g in by_group for r in g])
-    if preset == "drgrpo":  # R - mean
+    if preset in ("drgrpo", "dppo_tv", "dppo_kl"):  # R - mean
         return _broadcast([r - _mean(g) for g in by_group for r in g])
+    if preset == "gpg":  # alpha (R - mean), alpha = B / (B - samples in all-equal groups) = 8 / 8 here
+        return _broadcast([r - _mean(g) for g in by_group for r in g])
+    if preset == "opo":  # R - length-weighted group mean
+        lengths = _groups([float(n) for n in LENGTHS])
+        base = [sum(n * r for n, r in zip(ls, g)) / sum(ls) for ls, g in zip(lengths, by_group)]
+        return _broadcast([r - base[k] for k, g in enumerate(by_group) for r in g])
+    if preset == "passk":
+        return _broadcast([a for g in by_group for a in _pass_at_k(g, CONTRACT_FIELDS["passk"]["pass_k"])])
+    if preset == "remax":  # return-to-go (the outcome, gamma 1, no KL here) minus the prompt's greedy reward
+        return _broadcast([r - GREEDY[k] for k, g in enumerate(by_group) for r in g])
+    if preset == "gdpo":  # each term normalised within its group, summed, then token-whitened
+        summed = [0.0] * len(REWARDS)
+        for values in TERMS.values():
+            normed = [(r - _mean(g)) / (_std(g) + 1e-6) for g in _groups(values) for r in g]
+            summed = [a + b for a, b in zip(summed, normed)]
+        return _whiten(_broadcast(summed))
     if preset == "lite_ppo":  # (R - group mean) / (batch std + 1e-6)
         return _broadcast([(r - _mean(g)) / (_std(REWARDS) + 1e-6) for g in by_group for r in g])
     if preset == "rloo":  # R - mean of the others
@@ -105,16 +139,40 @@ def expected_advantages(preset: str) -> list[list[float]]:
     raise AssertionError(f"no hand-computed advantages for {preset}")
 
 
+def _logprob(i: int, t: int) -> float:
+    """The log-prob of token t of row i in every loss test (and the rollouts' log-probs of Clip-/KL-Cov)."""
+    return -0.3 - 0.1 * (i * max(LENGTHS) + t)
+
+
+def clip_cov_removed(preset: str) -> set[tuple[int, int]]:
+    """Clip-Cov's tokens without gradient, by hand (Cui et al. 2505.22617): Cov = (A - mean A)(log pi - mean
+    log pi) over the batch's tokens; k = max(1, floor(2e-4 * 15)) = 1 drawn among 1 < Cov < 5, of which this
+    batch has exactly one, so the draw is determined."""
+    if AlgorithmConfig(name=preset).policy_loss != "clip_cov":
+        return set()
+    tokens = [(i, t, a, _logprob(i, t)) for i, row in enumerate(expected_advantages(preset)) for t, a in enumerate(row)]
+    mean_a, mean_lp = _mean([a for _, _, a, _ in tokens]), _mean([lp for *_, lp in tokens])
+    inside = {(i, t) for i, t, a, lp in tokens if 1.0 < (a - mean_a) * (lp - mean_lp) < 5.0}
+    assert len(inside) == 1, inside
+    return inside
+
+
 def _advantage_input() -> AdvantageInput:
     mask = _mask()
     values = torch.zeros_like(mask)
     for i, vals in enumerate(VALUES):
         values[i, : len(vals)] = torch.tensor(vals)
+    logprobs = torch.tensor([[_logprob(i, t) for t in range(mask.shape[1])] for i in range(mask.shape[0])])
     return AdvantageInput(torch.tensor(REWARDS), G, mask, kl=torch.zeros_like(mask), kl_coef=0.05, values=values,
-                          correct=torch.tensor([r > 0 for r in REWARDS]))
+                          correct=torch.tensor([r > 0 for r in REWARDS]),
+                          baseline=torch.tensor([GREEDY[i // G] for i in range(len(REWARDS))]),
+                          reward_terms={k: torch.tensor(v) for k, v in TERMS.items()}, logprobs=logprobs * mask)
 
 
 PG_PRESETS = sorted(set(ALGORITHM_NAMES) - {"nft"})
+# losses whose gradient a ratio beyond the clip range removes (CISPO, SAPO, GPG, DPPO and KL-Cov keep or shape
+# it by design: tests/unit/test_parts_policy.py pins each of those down)
+HARD_CLIP = [p for p in PG_PRESETS if AlgorithmConfig(name=p).policy_loss in ("ppo_clip", "gmpo", "clip_cov")]
 
 
 @pytest.mark.parametrize("preset", PG_PRESETS)
@@ -161,7 +219,8 @@ def _loss_grad(preset: str, control: str | None, shift: list[list[float]] | None
     old = (logprobs - _ragged(shift, mask)).detach()
     sampler = None if sampler_shift is None else old - _ragged(sampler_shift, mask)
     batch = LossInput(logprobs=logprobs, old_logprobs=old, advantages=out.advantages, mask=mask,
-                      ref_logprobs=logprobs.detach(), sampler_logprobs=sampler, row_values=out.row_values)
+                      ref_logprobs=logprobs.detach(), sampler_logprobs=sampler, row_values=out.row_values,
+                      token_values=out.token_values)
     loss, _ = algo.loss(batch, AggNorm(num_tokens=sum(LENGTHS), num_sequences=len(LENGTHS),
                                        constant=algo.agg_constant))
     loss.backward()
@@ -172,9 +231,10 @@ def _loss_grad(preset: str, control: str | None, shift: list[list[float]] | None
 def test_on_policy_gradient_is_minus_advantage_times_aggregation_weight(preset: str, control: str | None) -> None:
     cfg = _cfg(preset, None)  # the hand values are the preset's own
     adv, weights = expected_advantages(preset), _aggregation_weights(preset, cfg)
+    removed = clip_cov_removed(preset)
     grad = _loss_grad(preset, control)
     for i, (a_row, w_row) in enumerate(zip(adv, weights)):
-        want = [-a * w for a, w in zip(a_row, w_row)]
+        want = [0.0 if (i, t) in removed else -a * w for t, (a, w) in enumerate(zip(a_row, w_row))]
         assert grad[i, : len(want)].tolist() == pytest.approx(want, rel=1e-4, abs=1e-9), (preset, i)
 
 
@@ -189,7 +249,7 @@ def test_nft_on_policy_gradient_pulls_positives_up_and_negatives_down(preset: st
         assert grad[i, :n].tolist() == pytest.approx([want] * n, rel=1e-5), (i, r)
 
 
-@pytest.mark.parametrize("preset", PG_PRESETS)
+@pytest.mark.parametrize("preset", HARD_CLIP)
 def test_ratios_beyond_the_clip_get_no_gradient(preset: str, control: str | None) -> None:
     """Old log-probs set so every token's ratio is 1.65 where its advantage is positive and 0.61 where it
     is negative: beyond every preset's clip range (GSPO's length-normalised sequence ratio too), so the
@@ -234,10 +294,11 @@ def test_on_policy_gradient_with_an_is_correction_is_weighted_by_hand(preset: st
     cfg = _cfg(preset, None)
     adv, agg = expected_advantages(preset), _aggregation_weights(preset, cfg)
     weights = _is_weights(kind)
-    if cfg.algorithm.ratio_level == "sequence":
+    if cfg.algorithm.ratio_level == "sequence" or cfg.algorithm.policy_loss == "gmpo":  # one objective per sequence
         weights = [[sum(row) / len(row)] * len(row) for row in weights]
     settings = {"tis_cap": IS_CAP, "is_correction": kind, "is_low": IS_LOW if kind in ("mis", "icepop") else None}
     grad = _loss_grad(preset, control, sampler_shift=SAMPLER_SHIFT, algorithm=settings)
+    removed = clip_cov_removed(preset)
     for i, (a_row, g_row, w_row) in enumerate(zip(adv, agg, weights)):
-        want = [-a * g * w for a, g, w in zip(a_row, g_row, w_row)]
+        want = [0.0 if (i, t) in removed else -a * g * w for t, (a, g, w) in enumerate(zip(a_row, g_row, w_row))]
         assert grad[i, : len(want)].tolist() == pytest.approx(want, rel=1e-4, abs=1e-9), (preset, kind, i)

@@ -31,7 +31,7 @@ class FakeEngines:
         self.timeout_s = 30.0
 
     def generate_shards(self, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float,
-                        max_tokens: int, seed: int | None) -> Any:
+                        max_tokens: int, seed: int | None, greedy: bool = False) -> Any:
         if self.fail_at_call is not None and len(self.calls) == self.fail_at_call:
             raise WorkerError("rollout generate: rollout engine 0 died")
         self.calls.append((seed, self.version))
@@ -195,7 +195,7 @@ def test_a_missing_batch_times_out_with_a_message() -> None:
 def test_staleness_metrics_count_tokens_per_version() -> None:
     samples = [{"token_ids": [1, 2, 3, 4], "weight_version": 3, "versions": [3, 3, 4, 5]},
                {"token_ids": [1, 2], "weight_version": 5}]
-    batch = RolloutBatch(_rows(1), samples, [VerifyResult(1.0, True)] * 2, 2, {})
+    batch = RolloutBatch.equal_groups(_rows(1), samples, [VerifyResult(1.0, True)] * 2, 2, {})
     m = staleness_metrics(batch, 5)
     assert m["rollout/staleness/2"] == m["rollout/staleness/0"] == 0.5
     assert m["rollout/staleness_mean"] == 1.0 and m["rollout/staleness_max"] == 2.0

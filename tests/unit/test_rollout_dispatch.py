@@ -23,7 +23,7 @@ class _FakeEngine:
         self.index = seed  # the group passes run.seed + engine index
 
     def generate(self, prompts: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int,
-                 seed: int | None) -> list[list[dict[str, Any]]]:
+                 seed: int | None, greedy: bool = False) -> list[list[dict[str, Any]]]:
         time.sleep(0.5 * len(prompts) if self.index == 0 else 0.01)  # engine 0 is 50x slower
         return [[{"engine": self.index, "prompt": p[0], "seed": seed + k * n + j} for j in range(n)]
                 for k, p in enumerate(prompts)]

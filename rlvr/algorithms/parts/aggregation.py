@@ -65,13 +65,21 @@ class AggNorm:
     """
 
     num_tokens: float  # Σ_i |o_i| over the mini-batch
-    num_sequences: float  # rows in the mini-batch (verl's seq-mean counts every row, empty or not)
+    num_sequences: float  # rows with at least one response token that counts (fully masked rows excluded)
     constant: float | None = None
 
     @classmethod
     def of(cls, mask: torch.Tensor, constant: float | None = None) -> AggNorm:
-        """Totals of one ``[B, T]`` mask: the norm for aggregating that batch in one piece."""
-        return cls(num_tokens=float((mask > 0).sum()), num_sequences=float(mask.shape[0]), constant=constant)
+        """Totals of one ``[B, T]`` mask: the norm for aggregating that batch in one piece.
+
+        ``num_sequences`` counts the rows with at least one unmasked token, as verl's ``agg_loss`` does in its
+        seq-mean modes (``seq_mask = (loss_mask.sum(-1) > 0)``, "exclude fully masked sequences"): a row
+        masked out entirely (overlong filtering, an empty response) adds nothing to the numerator and so
+        must not dilute the mean either. The learner's `rlvr.learner.batch.TrainRows.active_sequences`
+        counts the same rows.
+        """
+        valid = mask > 0  # [B, T]
+        return cls(num_tokens=float(valid.sum()), num_sequences=float(valid.any(dim=-1).sum()), constant=constant)
 
 
 def masked_sum(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:

@@ -11,8 +11,13 @@ with ``δ = log π_θ(o_t) - log π_ref(o_t)`` on tokens sampled from (approxima
   verl ``low_var_kl``, GRPO's KL term (arXiv 2402.03300 eq. 4). Computed exactly as verl
   ``kl_penalty_forward``: ``x = clamp(log π_ref - log π_θ, -20, 20)``, ``k3 = clamp(exp(x) - x - 1, -10, 10)``
   (so ``k3 ≤ 10``; both clamps also zero the gradient where they bind).
-* ``k3+``: ``k3``'s value with ``k2``'s gradient, straight-through: ``k2 - sg[k2] + sg[k3]`` (verl: any
-  estimator name ending in ``+``).
+* ``abs = |δ|``: verl ``abs``; a biased value whose gradient ``sgn(δ) ∇log π_θ`` pushes every token towards
+  the reference with the same force, however close it already is.
+* ``k3+``, ``k1+``, ``abs+``: the base estimator's value with ``k2``'s gradient, straight-through:
+  ``k2 - sg[k2] + sg[k]`` (verl: any estimator name ending in ``+``; ALGORITHMS.md §15.10). Under sampling from
+  ``π_θ``, ``E[δ ∇log π_θ] = ∇KL(π_θ‖π_ref)``, while ``E[∇k1] = 0`` and ``E[∇k3] = ∇KL(π_ref‖π_θ)``: the ``+`` forms
+  log the chosen estimator and follow the gradient of the KL the loss means to penalise. Only a KL *in the
+  loss* sees the difference; in the reward the value is all that counts.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ import torch
 
 __all__ = ["KL_ESTIMATORS", "AdaptiveKLController", "FixedKLController", "KLEstimator", "kl_penalty"]
 
-KLEstimator = Literal["k1", "k2", "k3", "k3+"]
-KL_ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3", "k3+")
+KLEstimator = Literal["k1", "k2", "k3", "k3+", "abs", "k1+", "abs+"]
+KL_ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3", "k3+", "abs", "k1+", "abs+")
 
 
 def _k3(delta: torch.Tensor) -> torch.Tensor:
@@ -45,15 +50,19 @@ def kl_penalty(
     delta = logprobs - ref_logprobs  # [B, T]
     if mask is not None:
         delta = torch.where(mask > 0, delta, torch.zeros((), dtype=delta.dtype, device=delta.device))
-    if estimator == "k1":
-        return delta
+    base = estimator.removesuffix("+")
+    if base == "k1":
+        value = delta
+    elif base == "abs":
+        value = delta.abs()
+    elif base == "k2":
+        value = 0.5 * delta.square()
+    else:
+        value = _k3(delta)
+    if not estimator.endswith("+"):
+        return value
     k2 = 0.5 * delta.square()  # [B, T]
-    if estimator == "k2":
-        return k2
-    k3 = _k3(delta)  # [B, T]
-    if estimator == "k3":
-        return k3
-    return k2 - k2.detach() + k3.detach()  # k3+: value of k3, gradient of k2
+    return k2 - k2.detach() + value.detach()  # the base estimator's value, k2's gradient
 
 
 class FixedKLController:

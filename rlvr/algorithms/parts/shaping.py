@@ -1,6 +1,8 @@
 """Sample- and group-level reward shaping and filters, run on the driver before advantages.
 
-Inputs are ``[N]`` per-sample tensors (or sequences of numbers) ordered group by group, like the rewards.
+Inputs are ``[N]`` per-sample tensors (or sequences of numbers). Group filters take ``groups`` as the
+advantage estimators do (`parts.advantages` module docstring): an ``int`` size of contiguous groups, or a
+``[N]`` integer tensor of group ids in any order.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
+from rlvr.algorithms.parts.advantages import Groups, group_index
 
 __all__ = ["non_eos_penalty", "overlong_penalty", "truncated_reward", "zero_variance_groups"]
 
@@ -60,17 +64,27 @@ def truncated_reward(
     return torch.where(hit, torch.tensor(float(value), dtype=r.dtype), r)
 
 
-def zero_variance_groups(rewards: torch.Tensor | Sequence[float], group_size: int) -> torch.Tensor:
+def zero_variance_groups(rewards: torch.Tensor | Sequence[float], groups: Groups) -> torch.Tensor:
     """``[P]`` bool: groups whose rewards are all equal (no learning signal for group-relative
     advantages; NFT's ``r̂`` would be 0 or 1). DAPO dynamic sampling drops them and resamples
     (arXiv 2503.14476 eq. 11; verl / NVlabs/NFT ``filter_groups`` keep groups with ``np.std > 0``).
+
+    ``groups``: an ``int`` size (contiguous groups, ``[P]`` in batch order) or ``[N]`` group ids (``[P]`` in
+    the dense-id order of `parts.advantages.group_index`: order of first appearance). A singleton group
+    is flagged (one sample has no variance).
 
     Equality is exact (``max == min``). ``np.std`` of equal non-dyadic floats can round to a tiny
     positive value (e.g. three rewards of 0.1), so the references may keep such a group; for the usual
     0/1 or ±1 rewards both agree.
     """
     r = _tensor(rewards)
-    if group_size < 1 or r.numel() % group_size:
-        raise ValueError(f"{r.numel()} rewards do not form groups of {group_size}")
-    groups = r.reshape(-1, group_size)  # [P, G]
-    return groups.max(dim=1).values == groups.min(dim=1).values
+    if isinstance(groups, torch.Tensor):
+        values = r.to(torch.get_default_dtype()) if r.dtype == torch.bool else r  # [N]
+        ids, sizes = group_index(groups, values.numel(), device=values.device)  # [N], [P]
+        empty = torch.zeros(sizes.numel(), dtype=values.dtype, device=values.device)
+        high = empty.scatter_reduce(0, ids, values, "amax", include_self=False)  # [P]
+        low = empty.scatter_reduce(0, ids, values, "amin", include_self=False)  # [P]
+        return high == low
+    ids, sizes = group_index(groups, r.numel())  # validates the layout
+    grouped = r.reshape(-1, int(sizes[0]) if sizes.numel() else 1)  # [P, G]
+    return grouped.max(dim=1).values == grouped.min(dim=1).values

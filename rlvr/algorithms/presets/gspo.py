@@ -2,7 +2,8 @@
 
 Length-normalised sequence ratio ``s_i = exp(mean_t log rho_t)`` with tiny clip ranges (3e-4 / 4e-4),
 GRPO advantage, per-sequence mean. ``ratio_level: sequence_token`` gives GSPO-token (per-token
-advantages allowed; identical to GSPO when advantages are per sequence). No KL.
+advantages allowed; identical to GSPO when advantages are per sequence). No KL. The sequence log-ratio
+is clamped at ±10 before exp (verl clamps it at 10 from above only).
 """
 
 PRESET = {
@@ -14,4 +15,5 @@ PRESET = {
     "loss_agg": "seq-mean-token-mean",
     "kl_placement": "none",
     "kl_coef": 0.0,
+    "log_ratio_clamp": 10.0,
 }
