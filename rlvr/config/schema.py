@@ -347,9 +347,10 @@ class AlgorithmConfig(_Strict):
     clipped stop-gradient IS weight, SAPO's soft gate, GMPO's geometric-mean ratio, GPG's -A log pi, DPPO's
     TV / KL trust-region masks, Clip-Cov / KL-Cov covariance-selected tokens, or REINFORCE with a capped IS weight."""
     log_ratio_clamp: float | None = Field(20.0, gt=0)
-    """The log-ratio log(pi / pi_old) is clamped to [-c, c] before exp (verl: 20; GSPO's preset 10), so a token
-    far off its sampling policy cannot overflow exp into a NaN gradient; clamped tokens get no gradient through
-    the ratio and are counted in ``actor/log_ratio_clampfrac``. None: no clamp."""
+    """Policy-gradient losses: the log-ratio log(pi / pi_old) (GSPO: the sequence's) is clamped to [-c, c] before
+    exp (verl: 20; GSPO's preset 10), so a token far off its sampling policy cannot overflow exp into a NaN
+    gradient; clamped tokens get no gradient through the ratio and are counted in ``actor/log_ratio_clampfrac``.
+    None: no clamp. (NFT clamps its own log-ratio at 10 from above, as NVlabs/NFT does.)"""
     sapo_tau_pos: float = Field(1.0, gt=0)
     """SAPO: temperature of the soft gate for positive advantages (paper: 1.0)."""
     sapo_tau_neg: float = Field(1.05, gt=0)

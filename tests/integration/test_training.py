@@ -8,7 +8,10 @@ engine's log-probs equal the learner's at step 1, and every run's step-0 evaluat
 
 Measured on the tiny arithmetic task (8 steps of 64 prompts x 8 samples, lr 3e-4; greedy held-out
 accuracy starts at 0.394): every preset reaches 0.79-0.84 at step 2, 0.82-0.91 at step 4 and 0.90-0.96 at
-step 8 (two other seeds fell in the same ranges), and the sampled reward rises by 0.19-0.28. The same trainer
+step 8 (two other seeds fell in the same ranges), and the sampled reward rises by 0.17-0.28 (the twelve
+second-wave presets: 0.80-0.82, 0.82-0.89, 0.91-0.94 and +0.17-0.19; on-policy, with one update per batch,
+CISPO, SAPO, GMPO, DPPO and KL-Cov are REINFORCE with their advantage, so several of them trace the same
+curve). The same trainer
 with a 4x smaller learning rate (`slow`) reaches 0.50 / 0.63 / 0.85 and +0.06. The thresholds sit between:
 0.70 / 0.78 / 0.87 and +0.12.
 
@@ -42,7 +45,14 @@ from tests.controls import with_control
 STEPS = 8
 ACCURACY_AT = {2: 0.70, 4: 0.78, STEPS: 0.87}  # greedy held-out accuracy at least this by that step
 REWARD_GAIN = 0.12  # mean sampled reward of the last 3 steps minus step 1's
-PRESETS = ["dapo", "drgrpo", "grpo", "gspo", "lite_ppo", "nft", "ppo", "reinforce_pp", "reinforce_pp_baseline", "rloo"]
+PRESETS = ["dapo", "drgrpo", "grpo", "gspo", "lite_ppo", "nft", "ppo", "reinforce_pp", "reinforce_pp_baseline", "rloo",
+           "cispo", "clip_cov", "dppo_kl", "dppo_tv", "gdpo", "gmpo", "gpg", "kl_cov", "opo", "passk", "remax", "sapo"]
+# Every run is scored by exact_int inside a compose verifier, next to a length term of weight 0 (-1 for a
+# response cut at the budget): the reward is exact_int's, and GDPO has two terms to normalise one by one.
+REWARD = {"verifier": "compose", "verifier_kwargs": {"terms": [
+    {"name": "correct", "verifier": "exact_int"},
+    {"name": "length", "verifier": "length_penalty", "weight": 0.0, "kwargs": {"max_length": 6, "buffer": 1}},
+]}}
 OFF_POLICY = ["algorithm.mini_batches=2", "algorithm.epochs=2"]
 DYNAMIC = ("dapo", "nft")
 
@@ -57,6 +67,7 @@ def recipe(preset: str, out: Path, *overrides: str) -> RecipeConfig:
     cfg = load_recipe(path, [f"run.output_dir={out}", f"run.name={preset}", f"run.steps={STEPS}", "eval.interval=2",
                              "checkpoint.final=false", "logging.samples_per_step=0"])
     raw = cfg.model_dump()
+    raw["reward"].update(REWARD)
     if preset not in OWN_RECIPE:
         raw["algorithm"] = {"name": preset, "lr": 3.0e-4}
     return RecipeConfig.model_validate(deep_merge(raw, parse_overrides(list(overrides))))
@@ -122,6 +133,14 @@ def check_learns(run: Run, preset: str) -> None:
         assert max(run.series("actor/kl")) > 0  # the policy moved away from the reference, and it is measured
     if run.cfg.algorithm.kl_placement == "reward":
         assert max(run.series("actor/kl_in_reward")) > 0
+    if preset == "remax":  # the greedy baseline is generated, scored and improves with the policy
+        greedy = run.series("rollout/greedy_accuracy")
+        prompts = run.cfg.rollout.prompts_per_step  # one greedy response of at least one token per prompt
+        tokens = run.series("rollout/greedy_generated_tokens")
+        assert min(tokens) >= prompts, tokens
+        assert greedy[-1] > greedy[0], greedy
+    if preset == "gdpo":
+        assert all("reward/terms/length" in r for r in run.train)
 
 
 def check_on_policy_start(run: Run, base_accuracy: dict[str, float]) -> None:
@@ -165,7 +184,7 @@ def check_off_policy(run: Run) -> None:
 @pytest.mark.parametrize("preset, extra", [
     ("dapo", ["algorithm.tis_cap=2.0"]),  # clip-higher, dual clip, token-level TIS and dynamic sampling
     ("gspo", []),  # sequence-level ratio with GSPO's tiny clip range
-    ("ppo", []),  # several critic updates per batch too
+    ("ppo", ["algorithm.value_loss_agg=seq-mean-token-mean"]),  # several critic updates per batch, per-sequence
 ])
 def test_off_policy_updates_clip_and_learn(preset: str, extra: list[str], engines: Engines,
                                            base_accuracy: dict[str, float], tmp_path: Path,
@@ -176,8 +195,24 @@ def test_off_policy_updates_clip_and_learn(preset: str, extra: list[str], engine
     check_learns(run, preset)
     if preset == "ppo":
         assert all(r["critic/optimizer_steps"] == 4 for r in run.train)
+        assert run.cfg.algorithm.value_loss_agg == "seq-mean-token-mean"  # and its value loss fell (check_learns)
     if preset == "dapo":
         assert all("actor/tis_clipfrac" in r for r in run.train)
+
+
+def test_groups_of_different_sizes_learn(engines: Engines, base_accuracy: dict[str, float], tmp_path: Path) -> None:
+    """rollout.extra_samples: prompts whose first-round pass rate lies in [0.2, 0.8] get 4 more responses, so
+    groups of 8 and 12 go through GRPO's statistics (grouped by prompt) and two mini-batches cut at group
+    boundaries; the run learns at the pace of equal groups."""
+    run = train_on(engines, recipe("grpo", tmp_path, "rollout.extra_samples.n=4", "algorithm.mini_batches=2"))
+    check_on_policy_start(run, base_accuracy)
+    check_learns(run, "grpo")
+    extra = run.series("rollout/extra_samples")
+    assert sum(extra) > 0 and all(x % 4 == 0 for x in extra), extra
+    for row in run.train:
+        assert row["rollout/group_size_mean"] == pytest.approx(8 + row["rollout/extra_samples"] / 64)
+        assert row["rollout/group_size_max"] == (12 if row["rollout/extra_samples"] else 8)
+        assert row["actor/optimizer_steps"] == 2
 
 
 NEGATIVE = [  # (name, preset, control or recipe overrides): each must fail check_learns
