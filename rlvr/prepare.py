@@ -101,10 +101,13 @@ def prepare_rows(
             old = response_space(rows.old_logprobs or [], lengths)
             ref = response_space(rows.ref_logprobs or [], lengths)
             kl = kl_penalty(old, ref, "k1") * mask
+        sizes = batch.group_sizes or [cfg.rollout.n]  # equal unless extra samples went to some groups only
         out = algorithm.advantages(AdvantageInput(
-            rewards, cfg.rollout.n, mask, kl=kl, kl_coef=kl_coef, values=values,
+            rewards, sizes[0], mask, kl=kl, kl_coef=kl_coef, values=values,
             correct=torch.tensor([res.correct for res in batch.results]),
-            group_ids=torch.tensor(batch.group_ids), reward_terms=reward_terms(batch),
+            # equal groups go by size: the estimators' reshape path, bit-identical to the references
+            group_ids=torch.tensor(batch.group_ids) if len(set(sizes)) > 1 else None,
+            reward_terms=reward_terms(batch),
             baseline=shaped_greedy_rewards(cfg, batch) if wants_greedy(algorithm) else None,
             logprobs=response_space(rows.old_logprobs, lengths) if rows.old_logprobs is not None else None,
             seed=cfg.run.seed * 1_000_003 + step,

@@ -87,7 +87,7 @@ def _gdpo_terms(cfg: AlgorithmConfig, inp: AdvantageInput) -> dict[str, torch.Te
     """The reward terms GDPO normalises one by one: ``cfg.gdpo_terms``, or every term the verifiers reported."""
     if not inp.reward_terms:
         raise ValueError("the gdpo advantage normalises each term of a composed reward, but the verifiers reported "
-                         "no terms: use a compose verifier (reward.verifiers with terms), or another advantage")
+                         "no terms: use reward.verifier: compose (its verifier_kwargs.terms), or another advantage")
     names = cfg.gdpo_terms or sorted(inp.reward_terms)
     missing = [n for n in names if n not in inp.reward_terms]
     if missing:
@@ -135,8 +135,8 @@ class PolicyGradientLoss(_Base):
     The log-ratio is clamped to ``±log_ratio_clamp`` before any ``exp`` (ALGORITHMS.md §15.12): unclamped, a
     token with log-ratio 100 overflows ``exp`` in float32 and its ``inf`` turns the gradient NaN even where the
     clip would have zeroed it, and a log-ratio of 25 with a negative advantage and no dual clip gives a
-    per-token loss near 7e10. Clamped tokens get no gradient through the ratio; ``actor/log_ratio_clampfrac``
-    counts them.
+    per-token loss of ``|A|·e^25 ≈ 7.2e10·|A|``. Clamped tokens get no gradient through the ratio;
+    ``actor/log_ratio_clampfrac`` counts them.
     """
 
     def advantages(self, inp: AdvantageInput) -> AdvantageOutput:
@@ -180,11 +180,15 @@ class PolicyGradientLoss(_Base):
                               c.clip_low, c.clip_high, c.ratio_cap)
         elif name == "reinforce":
             out = policy.reinforce(delta, lp, a, mask, c.ratio_cap)
-        elif name == "clip_cov":
-            out = policy.clip_cov(delta, a, mask, batch.token_values["cov_selected"] > 0, c.clip_low, c.clip_high,
-                                  c.dual_clip)
-        elif name == "kl_cov":
-            out = policy.kl_cov(delta, a, mask, batch.token_values["cov_selected"] > 0, c.kl_cov_coef)
+        elif name in COV_LOSSES:
+            selected = batch.token_values.get("cov_selected")
+            if selected is None:
+                raise ValueError(f"policy_loss={name}: the batch carries no token selection (token_values"
+                                 "['cov_selected']), which this module's advantages() computes on the driver")
+            if name == "clip_cov":
+                out = policy.clip_cov(delta, a, mask, selected > 0, c.clip_low, c.clip_high, c.dual_clip)
+            else:
+                out = policy.kl_cov(delta, a, mask, selected > 0, c.kl_cov_coef)
         else:
             raise ValueError(f"unknown policy loss {name!r}")
         return out.loss, out.flags

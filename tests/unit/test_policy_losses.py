@@ -167,6 +167,9 @@ def test_cov_losses_select_tokens_on_the_driver_over_the_whole_batch() -> None:
     assert torch.equal(a, b) and a.sum().item() == 3
     with pytest.raises(ValueError, match="needs the rollouts' log-probs"):
         algo.advantages(AdvantageInput(rewards, 2, mask))
+    lp = logprobs.clone().requires_grad_(True)
+    with pytest.raises(ValueError, match="carries no token selection"):
+        algo.loss(LossInput(lp, lp.detach(), torch.ones(4, 3), mask), AggNorm.of(mask))
 
 
 @pytest.mark.parametrize(
