@@ -2,13 +2,15 @@
 
     python bench/preset_table.py                         # every preset, 20 steps each
     python bench/preset_table.py cispo sapo --steps 40   # some presets, longer
-    python bench/preset_table.py gdpo --set 'reward.verifier=compose' ...   # recipe overrides for every run
+    python bench/preset_table.py grpo cispo --set algorithm.mini_batches=2 algorithm.epochs=2   # off-policy
 
 Each run is the default recipe's task (`recipes/tiny_arith_grpo.yaml`) with only ``algorithm.name`` and the
-learning rate set, so the preset's own parts are what runs (as in tests/integration/test_training.py). The
-engines (Ray, one vLLM engine, the verifier pool) start once; each run brings fresh learners and pushes their
-weights into the engine first, so every run starts from the same base policy. Prints one row per preset: greedy
-held-out accuracy at every evaluation, the gain over step 0, and the run's wall time.
+learning rate set, so the preset's own parts are what runs (as in tests/integration/test_training.py; dapo, nft
+and ppo also have tuned tiny recipes in recipes/). The reward is exact_int inside a compose verifier next to a
+length term of weight 0, so the score is exact_int's while GDPO has two terms to normalise. The engines (Ray,
+one vLLM engine, the verifier pool) start once; each run brings fresh learners and pushes their weights into
+the engine first, so every run starts from the same base policy. Prints one row per preset: greedy held-out
+accuracy at every evaluation, the gain over step 0, and the run's wall time.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from rlvr.tracking import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "recipes" / "tiny_arith_grpo.yaml"
+REWARD = {"verifier": "compose", "verifier_kwargs": {"terms": [
+    {"name": "correct", "verifier": "exact_int"},
+    {"name": "length", "verifier": "length_penalty", "weight": 0.0, "kwargs": {"max_length": 6, "buffer": 1}},
+]}}
 
 
 def recipe(preset: str, out: Path, steps: int, lr: float, overrides: list[str]) -> RecipeConfig:
@@ -33,13 +39,14 @@ def recipe(preset: str, out: Path, steps: int, lr: float, overrides: list[str]) 
                                 f"eval.interval={max(1, steps // 4)}", "checkpoint.final=false",
                                 "logging.samples_per_step=0"])
     raw = cfg.model_dump()
+    raw["reward"].update(REWARD)
     raw["algorithm"] = {"name": preset, "lr": lr}
     return RecipeConfig.model_validate(deep_merge(raw, parse_overrides(overrides)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("presets", nargs="*", default=[n for n in ALGORITHM_NAMES if n != "ppo"])
+    parser.add_argument("presets", nargs="*", default=list(ALGORITHM_NAMES))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE overrides applied to every run")
