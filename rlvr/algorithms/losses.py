@@ -196,10 +196,11 @@ class PolicyGradientLoss(_Base):
     def loss(self, batch: LossInput, norm: AggNorm) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c, mask = self.cfg, batch.mask
         bound = c.log_ratio_clamp
-        delta = log_ratio(batch.logprobs, batch.old_logprobs, mask, level=c.ratio_level,
-                          clamp_min=-bound if bound is not None else None, clamp_max=bound)  # [B, T]
-        per_token, flags = self._policy_loss(batch, delta)
         valid = mask > 0
+        unclamped = log_ratio(batch.logprobs, batch.old_logprobs, mask, level=c.ratio_level)  # [B, T], 0 if masked
+        delta = unclamped if bound is None else unclamped.clamp(-bound, bound)  # [B, T]
+        clamped = valid & (unclamped.detach().abs() > bound) if bound is not None else torch.zeros_like(valid)
+        per_token, flags = self._policy_loss(batch, delta)
         sums: dict[str, torch.Tensor] = {"actor/pg_loss": torch.where(valid, per_token, 0.0).sum().detach()}
         if c.tis_cap is not None and batch.sampler_logprobs is not None:
             weights, hit = is_weights(c.is_correction, batch.old_logprobs, batch.sampler_logprobs, mask,
@@ -209,9 +210,6 @@ class PolicyGradientLoss(_Base):
             hit_name = "actor/is_masked_frac" if c.is_correction in BANDED_CORRECTIONS else "actor/tis_clipfrac"
             sums[hit_name] = hit.float().sum()
             sums["actor/is_weight_mean"] = weights.sum()
-        with torch.no_grad():
-            unclamped = log_ratio(batch.logprobs.detach(), batch.old_logprobs, mask, level=c.ratio_level)  # [B, T]
-            clamped = valid & (unclamped.abs() > bound) if bound is not None else torch.zeros_like(valid)
         sums |= {f"actor/{name}": (flag & valid).float().sum() for name, flag in flags.items()}
         sums |= {
             "actor/ratio_mean": torch.where(valid, torch.exp(delta), 0.0).sum().detach(),

@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+from rlvr.algorithms.parts.shaping import zero_variance_groups
 from rlvr.data.dataset import PromptRow
 from rlvr.learner.batch import TrainRows
 from rlvr.rollout.group import RolloutGroup
@@ -149,10 +152,9 @@ class RolloutBatch:
         )
 
     def group_has_signal(self) -> list[bool]:
-        """Per group: do its rewards differ? (DAPO dynamic sampling keeps only those.) Exact equality, the
-        rule of `rlvr.algorithms.parts.shaping.zero_variance_groups`, for groups of any size."""
-        rewards = self.rewards
-        return [max(rewards[i] for i in idx) != min(rewards[i] for i in idx) for idx in self.groups()]
+        """Per group: do its rewards differ? (DAPO dynamic sampling keeps only those.)"""
+        ids = torch.tensor(self.group_ids, dtype=torch.long)  # dense, in group order: the result is too
+        return (~zero_variance_groups(self.rewards, ids)).tolist()
 
     def select_groups(self, groups: list[int]) -> RolloutBatch:
         """The batch of groups ``groups`` (in that order), greedy samples and second-round counts with them."""

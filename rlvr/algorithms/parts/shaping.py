@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rlvr.algorithms.parts.advantages import Groups, group_index
+from rlvr.algorithms.parts.advantages import Groups, _seg_all_equal, group_index  # the package's segment helpers
 
 __all__ = ["non_eos_penalty", "overlong_penalty", "truncated_reward", "zero_variance_groups"]
 
@@ -78,13 +78,6 @@ def zero_variance_groups(rewards: torch.Tensor | Sequence[float], groups: Groups
     0/1 or ±1 rewards both agree.
     """
     r = _tensor(rewards)
-    if isinstance(groups, torch.Tensor):
-        values = r.to(torch.get_default_dtype()) if r.dtype == torch.bool else r  # [N]
-        ids, sizes = group_index(groups, values.numel(), device=values.device)  # [N], [P]
-        empty = torch.zeros(sizes.numel(), dtype=values.dtype, device=values.device)
-        high = empty.scatter_reduce(0, ids, values, "amax", include_self=False)  # [P]
-        low = empty.scatter_reduce(0, ids, values, "amin", include_self=False)  # [P]
-        return high == low
-    ids, sizes = group_index(groups, r.numel())  # validates the layout
-    grouped = r.reshape(-1, int(sizes[0]) if sizes.numel() else 1)  # [P, G]
-    return grouped.max(dim=1).values == grouped.min(dim=1).values
+    values = r.to(torch.get_default_dtype()) if r.dtype == torch.bool else r  # [N]
+    ids, sizes = group_index(groups, values.numel(), device=values.device)  # validates the layout; [N], [P]
+    return _seg_all_equal(values, ids, sizes.numel())
